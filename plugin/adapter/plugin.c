@@ -1,0 +1,262 @@
+/*
+ * The Mosquitto adapter: the only file that includes mosquitto's headers. It registers the
+ * plugin's callbacks, unwraps each event into a call of the core (plugin/core/chat.h), publishes
+ * and logs what the core asks it to, and maps the core's answers to MOSQ_ERR_* codes.
+ *
+ * Mosquitto 2.0 facts this file relies on (see DESIGN.md section 7): MESSAGE fires after the
+ * WRITE check and before fan-out, and any return other than success or ACL_DENIED disconnects the
+ * publisher; ACL checks run for every delivery; TICK fires every loop pass; DISCONNECT also fires
+ * for stale connections and with a NULL client id; nothing unregisters callbacks for us.
+ */
+#include <mosquitto.h>
+#include <mqtt_protocol.h>
+#include <mosquitto_broker.h>
+#include <mosquitto_plugin.h>
+
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include <cjson/cJSON.h>
+
+#include "chat.h"
+
+/* The plugin is built with hidden visibility; only the broker's entry points are exported. */
+#define CHAT_EXPORT __attribute__((visibility("default")))
+
+/* The identifier the broker gave this plugin: the only file-scope state. */
+static mosquitto_plugin_id_t *plugin_id;
+
+static int64_t monotonic_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* ---------------------------------------------------------------------------------- */
+/* Hooks given to the core                                                              */
+/* ---------------------------------------------------------------------------------- */
+
+static int hook_publish(void *ctx, const char *clientid, const char *topic, const void *payload,
+	size_t len, int qos, bool retain)
+{
+	(void)ctx;
+	if (len > INT32_MAX) {
+		return -1;
+	}
+	int rc = mosquitto_broker_publish_copy(clientid, topic, (int)len, payload, qos, retain, NULL);
+	return rc == MOSQ_ERR_SUCCESS ? 0 : -1;
+}
+
+static void hook_log(void *ctx, enum chat_log_level level, const char *message)
+{
+	(void)ctx;
+	int mosq_level = MOSQ_LOG_INFO;
+	switch (level) {
+	case CHAT_LOG_DEBUG:
+		mosq_level = MOSQ_LOG_DEBUG;
+		break;
+	case CHAT_LOG_INFO:
+		mosq_level = MOSQ_LOG_INFO;
+		break;
+	case CHAT_LOG_NOTICE:
+		mosq_level = MOSQ_LOG_NOTICE;
+		break;
+	case CHAT_LOG_WARNING:
+		mosq_level = MOSQ_LOG_WARNING;
+		break;
+	case CHAT_LOG_ERR:
+		mosq_level = MOSQ_LOG_ERR;
+		break;
+	}
+	mosquitto_log_printf(mosq_level, "%s", message);
+}
+
+static int64_t hook_wall_ms(void *ctx)
+{
+	(void)ctx;
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* ---------------------------------------------------------------------------------- */
+/* Callbacks                                                                            */
+/* ---------------------------------------------------------------------------------- */
+
+static int plugin__on_acl_check(int event, void *event_data, void *userdata)
+{
+	(void)event;
+	struct mosquitto_evt_acl_check *ev = event_data;
+	enum chat_access access;
+	switch (ev->access) {
+	case MOSQ_ACL_READ:
+		access = CHAT_ACCESS_READ;
+		break;
+	case MOSQ_ACL_WRITE:
+		access = CHAT_ACCESS_WRITE;
+		break;
+	case MOSQ_ACL_SUBSCRIBE:
+		access = CHAT_ACCESS_SUBSCRIBE;
+		break;
+	case MOSQ_ACL_UNSUBSCRIBE:
+		access = CHAT_ACCESS_UNSUBSCRIBE;
+		break;
+	default:
+		return MOSQ_ERR_PLUGIN_DEFER;
+	}
+	switch (chat_acl_check(userdata, mosquitto_client_id(ev->client), access, ev->topic, ev->qos,
+		monotonic_ms())) {
+	case CHAT_ACL_ALLOW:
+		return MOSQ_ERR_SUCCESS;
+	case CHAT_ACL_DEFER:
+		return MOSQ_ERR_PLUGIN_DEFER;
+	case CHAT_ACL_DENY:
+		break;
+	}
+	return MOSQ_ERR_ACL_DENIED;
+}
+
+static int plugin__on_message(int event, void *event_data, void *userdata)
+{
+	(void)event;
+	struct mosquitto_evt_message *ev = event_data;
+	if (!chat_topic_is_chat(ev->topic)) {
+		return MOSQ_ERR_SUCCESS;
+	}
+	/* A request is never retained; READ checks keep it from every subscriber. */
+	ev->retain = false;
+	/*
+	 * Whatever the core answers, the broker sees success: user mistakes were answered on the
+	 * client's error topic, internal failures were logged, and any other code would disconnect
+	 * the publisher.
+	 */
+	(void)chat_on_publish(userdata, mosquitto_client_id(ev->client), ev->topic, ev->payload,
+		ev->payloadlen, monotonic_ms());
+	return MOSQ_ERR_SUCCESS;
+}
+
+static int plugin__on_disconnect(int event, void *event_data, void *userdata)
+{
+	(void)event;
+	struct mosquitto_evt_disconnect *ev = event_data;
+	chat_on_disconnect(userdata, mosquitto_client_id(ev->client),
+		mosquitto_client_clean_session(ev->client), mosquitto_client_sub_count(ev->client),
+		monotonic_ms());
+	return MOSQ_ERR_SUCCESS;
+}
+
+static int plugin__on_tick(int event, void *event_data, void *userdata)
+{
+	(void)event;
+	(void)event_data; /* its time fields are zero in 2.0 */
+	chat_on_tick(userdata, monotonic_ms());
+	return MOSQ_ERR_SUCCESS;
+}
+
+static int plugin__on_reload(int event, void *event_data, void *userdata)
+{
+	(void)event;
+	(void)event_data;
+	(void)userdata;
+	/* Options are read once at start-up; a reload brings none. */
+	return MOSQ_ERR_PLUGIN_DEFER;
+}
+
+/* ---------------------------------------------------------------------------------- */
+/* Lifecycle                                                                            */
+/* ---------------------------------------------------------------------------------- */
+
+static const struct {
+	int event;
+	MOSQ_FUNC_generic_callback callback;
+} callbacks[] = {
+	{ MOSQ_EVT_ACL_CHECK, plugin__on_acl_check },
+	{ MOSQ_EVT_MESSAGE, plugin__on_message },
+	{ MOSQ_EVT_DISCONNECT, plugin__on_disconnect },
+	{ MOSQ_EVT_TICK, plugin__on_tick },
+	{ MOSQ_EVT_RELOAD, plugin__on_reload },
+};
+#define CALLBACK_COUNT (sizeof callbacks / sizeof callbacks[0])
+
+static void unregister_callbacks(size_t count)
+{
+	for (size_t i = 0; i < count; i++) {
+		mosquitto_callback_unregister(plugin_id, callbacks[i].event, callbacks[i].callback, NULL);
+	}
+}
+
+CHAT_EXPORT int mosquitto_plugin_version(int supported_version_count, const int *supported_versions)
+{
+	for (int i = 0; i < supported_version_count; i++) {
+		if (supported_versions[i] == 5) {
+			return 5;
+		}
+	}
+	return -1;
+}
+
+CHAT_EXPORT int mosquitto_plugin_init(mosquitto_plugin_id_t *identifier, void **userdata,
+	struct mosquitto_opt *options, int option_count)
+{
+	struct chat_config config;
+	char err[256];
+	size_t registered = 0;
+	struct chat *chat = NULL;
+
+	chat_config_defaults(&config);
+	for (int i = 0; i < option_count; i++) {
+		if (chat_config_set(&config, options[i].key, options[i].value, err, sizeof err) !=
+			CHAT_OK) {
+			mosquitto_log_printf(MOSQ_LOG_ERR, "chat: Error: %s", err);
+			return MOSQ_ERR_INVAL;
+		}
+	}
+
+	/* cJSON allocates through the broker, so its memory is counted like the broker's own. */
+	cJSON_Hooks json_hooks = { .malloc_fn = mosquitto_malloc, .free_fn = mosquitto_free };
+	cJSON_InitHooks(&json_hooks);
+
+	struct chat_hooks hooks = {
+		.ctx = NULL,
+		.publish = hook_publish,
+		.log = hook_log,
+		.wall_ms = hook_wall_ms,
+	};
+	if (chat_new(&config, &hooks, &chat) != CHAT_OK) {
+		mosquitto_log_printf(MOSQ_LOG_ERR, "chat: Error: out of memory");
+		return MOSQ_ERR_NOMEM;
+	}
+
+	plugin_id = identifier;
+	for (registered = 0; registered < CALLBACK_COUNT; registered++) {
+		int rc = mosquitto_callback_register(plugin_id, callbacks[registered].event,
+			callbacks[registered].callback, NULL, chat);
+		if (rc != MOSQ_ERR_SUCCESS) {
+			mosquitto_log_printf(MOSQ_LOG_ERR,
+				"chat: Error: could not register callback for event %d (%d)",
+				callbacks[registered].event, rc);
+			goto error;
+		}
+	}
+
+	chat_config_describe(&config, err, sizeof err);
+	mosquitto_log_printf(MOSQ_LOG_INFO, "chat: mosquitto-chat %s loaded: %s", CHAT_VERSION, err);
+	*userdata = chat;
+	return MOSQ_ERR_SUCCESS;
+
+error:
+	unregister_callbacks(registered);
+	chat_free(chat);
+	return MOSQ_ERR_UNKNOWN;
+}
+
+CHAT_EXPORT int mosquitto_plugin_cleanup(void *userdata, struct mosquitto_opt *options, int option_count)
+{
+	(void)options;
+	(void)option_count;
+	unregister_callbacks(CALLBACK_COUNT);
+	chat_free(userdata);
+	return MOSQ_ERR_SUCCESS;
+}

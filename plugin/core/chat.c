@@ -1,0 +1,133 @@
+/*
+ * The core's lifecycle and its reactions to the broker's clock and to connections ending.
+ * Requests are in requests.c, access decisions in acl.c, the directory in directory.c.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "chat.h"
+#include "directory.h"
+#include "state.h"
+
+/* Offline users and idle sessions are looked at once a second, not on every tick. */
+#define EXPIRY_SCAN_INTERVAL_MS 1000
+
+enum chat_err chat_new(const struct chat_config *config, const struct chat_hooks *hooks,
+	struct chat **out)
+{
+	struct chat *chat = calloc(1, sizeof *chat);
+	if (chat == NULL) {
+		return CHAT_ERR_INTERNAL;
+	}
+	chat->config = *config;
+	chat->hooks = *hooks;
+	chat->next_user = 1;
+	chat->next_group = 1;
+	*out = chat;
+	return CHAT_OK;
+}
+
+void chat_free(struct chat *chat)
+{
+	if (chat == NULL) {
+		return;
+	}
+	state_clear(chat);
+	free(chat);
+}
+
+bool chat_topic_is_chat(const char *topic)
+{
+	return topic != NULL && strncmp(topic, "chat/", 5) == 0;
+}
+
+void chat_on_disconnect(struct chat *chat, const char *clientid, bool clean, int sub_count,
+	int64_t now_ms)
+{
+	if (clientid == NULL) {
+		return; /* a connection that never got as far as a client id */
+	}
+	struct chat_session *session = session_find(chat, clientid);
+	if (session == NULL) {
+		return;
+	}
+	int64_t grace_ms = chat->config.reconnect_grace_s * 1000;
+	int64_t expiry_ms = chat->config.offline_expiry_s * 1000;
+	struct chat_user *user = session->user;
+
+	if (user == NULL) {
+		/* Keep what we learned of the client (its inbox QoS) while it may come back. */
+		if (clean && sub_count > 0) {
+			session_delete(chat, session);
+		} else {
+			session->expires_at = now_ms + (clean || expiry_ms == 0 ? grace_ms : expiry_ms);
+		}
+		return;
+	}
+	if (user->presence != PRESENCE_ONLINE) {
+		/* The stale old connection of a reconnect or takeover: the user is already away. */
+		return;
+	}
+	if (!clean) {
+		user_set_presence(chat, user, PRESENCE_OFFLINE, expiry_ms == 0 ? 0 : now_ms + expiry_ms);
+	} else if (sub_count == 0) {
+		/* Mosquitto 2.0 reports a takeover like this: wait to see if the client id is back. */
+		user_set_presence(chat, user, PRESENCE_GRACE, now_ms + grace_ms);
+	} else {
+		user_remove(chat, user);
+		session_delete(chat, session);
+	}
+}
+
+static void expire(struct chat *chat, int64_t now_ms)
+{
+	struct chat_user *user, *utmp;
+	HASH_ITER(hh_id, chat->users_by_id, user, utmp) {
+		if (user->presence == PRESENCE_ONLINE || user->offline_deadline == 0 ||
+			now_ms < user->offline_deadline) {
+			continue;
+		}
+		struct chat_session *session = user->session;
+		chat_logf(chat, CHAT_LOG_INFO, "chat: user %s of client %s logged out after %s", user->id,
+			session->clientid,
+			user->presence == PRESENCE_GRACE ? "its connection ended" : "being offline too long");
+		user_remove(chat, user);
+		session_delete(chat, session);
+	}
+	struct chat_session *session, *stmp;
+	HASH_ITER(hh, chat->sessions, session, stmp) {
+		if (session->user == NULL && session->expires_at != 0 && now_ms >= session->expires_at) {
+			session_delete(chat, session);
+		}
+	}
+}
+
+void chat_on_tick(struct chat *chat, int64_t now_ms)
+{
+	if (!chat->started) {
+		/* Replace whatever snapshot a previous run left retained. */
+		chat->started = true;
+		chat->contacts_dirty = true;
+		chat->next_expiry_scan = now_ms + EXPIRY_SCAN_INTERVAL_MS;
+	}
+	if (now_ms >= chat->next_expiry_scan) {
+		expire(chat, now_ms);
+		chat->next_expiry_scan = now_ms + EXPIRY_SCAN_INTERVAL_MS;
+	}
+	directory_flush(chat);
+}
+
+void chat_get_stats(const struct chat *chat, struct chat_stats *out)
+{
+	memset(out, 0, sizeof *out);
+	out->users = HASH_CNT(hh_id, chat->users_by_id);
+	out->groups = HASH_CNT(hh, chat->groups);
+	out->sessions = HASH_CNT(hh, chat->sessions);
+	out->memberships = chat->membership_count;
+	const struct chat_user *user;
+	for (user = chat->users_by_id; user != NULL; user = user->hh_id.next) {
+		if (user->presence == PRESENCE_ONLINE) {
+			out->users_online++;
+		}
+	}
+}

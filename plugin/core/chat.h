@@ -1,0 +1,116 @@
+/*
+ * mosquitto-chat core: the chat server's public interface, independent of any broker.
+ *
+ * The core keeps every user, group, membership and connection ("session") of the chat, turns
+ * request publishes into state changes and deliveries, decides access to chat topics, and keeps
+ * the retained directory current. It never includes a mosquitto header: the adapter
+ * (plugin/adapter/) unwraps broker events into the calls below and gives the core a small set of
+ * hooks through which it publishes and logs.
+ *
+ * Invariants the core keeps:
+ *  - Every user is bound to exactly one session (a client id) and every bound session points back
+ *    at its user; usernames and user ids are unique among the users.
+ *  - A group exists only while it has at least one member; memberships are recorded on both sides
+ *    (group -> users and user -> groups) in one record.
+ *  - A failed request changes no state; the client is told why on its error topic.
+ *  - Ids are never reused within the life of one core.
+ *
+ * Ownership: the core copies every string it keeps; event data passed in (client ids, topics,
+ * payloads) is borrowed for the duration of the call. The publish hook must copy what it sends.
+ */
+#ifndef CHAT_H
+#define CHAT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "chat_config.h"
+#include "chat_error.h"
+
+#define CHAT_VERSION "0.1.0"
+
+struct chat;
+
+enum chat_log_level {
+	CHAT_LOG_DEBUG,
+	CHAT_LOG_INFO,
+	CHAT_LOG_NOTICE,
+	CHAT_LOG_WARNING,
+	CHAT_LOG_ERR,
+};
+
+enum chat_access {
+	CHAT_ACCESS_READ,
+	CHAT_ACCESS_WRITE,
+	CHAT_ACCESS_SUBSCRIBE,
+	CHAT_ACCESS_UNSUBSCRIBE,
+};
+
+enum chat_acl_result {
+	CHAT_ACL_ALLOW,
+	CHAT_ACL_DENY,
+	CHAT_ACL_DEFER, /* not the chat's business: let the broker's other mechanisms decide */
+};
+
+struct chat_hooks {
+	void *ctx;
+	/*
+	 * Publishes a copy of `payload` (the core keeps ownership). With `clientid` NULL the message
+	 * goes through the broker's normal fan-out and `retain` is honoured; with a client id it goes
+	 * straight into that client's queue. Returns 0 on success.
+	 */
+	int (*publish)(void *ctx, const char *clientid, const char *topic, const void *payload,
+		size_t len, int qos, bool retain);
+	/* Logs one line; `message` is borrowed. */
+	void (*log)(void *ctx, enum chat_log_level level, const char *message);
+	/* Wall-clock time in milliseconds since the epoch, for the `ts` of deliveries. */
+	int64_t (*wall_ms)(void *ctx);
+};
+
+/*
+ * Creates a core with a copy of `config` and of `hooks`. On success *out owns the new core (free
+ * it with chat_free); on failure *out is untouched. Returns CHAT_OK or CHAT_ERR_INTERNAL.
+ */
+enum chat_err chat_new(const struct chat_config *config, const struct chat_hooks *hooks,
+	struct chat **out);
+
+/* Frees the core and everything it holds. Accepts NULL. Publishes nothing. */
+void chat_free(struct chat *chat);
+
+/* True when `topic` is under chat/ and therefore the core's to handle or to guard. */
+bool chat_topic_is_chat(const char *topic);
+
+/*
+ * Handles one publish on a chat/ topic from `clientid` (NULL is ignored). `now_ms` is a
+ * monotonic clock. User mistakes are answered to the client and return CHAT_OK; only a failure
+ * to answer at all returns an error.
+ */
+enum chat_err chat_on_publish(struct chat *chat, const char *clientid, const char *topic,
+	const void *payload, size_t len, int64_t now_ms);
+
+/*
+ * Decides an access check. For SUBSCRIBE, `qos` is the requested QoS, remembered as the QoS of
+ * the client's deliveries when the filter covers its inbox.
+ */
+enum chat_acl_result chat_acl_check(struct chat *chat, const char *clientid,
+	enum chat_access access, const char *topic, int qos, int64_t now_ms);
+
+/* A connection ended. `clean` is its clean-session flag; `sub_count` its subscriptions. */
+void chat_on_disconnect(struct chat *chat, const char *clientid, bool clean, int sub_count,
+	int64_t now_ms);
+
+/* The broker's loop ticked: expire offline users and publish pending directory changes. */
+void chat_on_tick(struct chat *chat, int64_t now_ms);
+
+/* Counts for logging and tests. */
+struct chat_stats {
+	size_t users;
+	size_t users_online;
+	size_t groups;
+	size_t memberships;
+	size_t sessions;
+};
+void chat_get_stats(const struct chat *chat, struct chat_stats *out);
+
+#endif

@@ -1,0 +1,40 @@
+/*
+ * Plugin options: their defaults, their allowed ranges, and parsing of the broker's
+ * `plugin_opt_<key> <value>` strings. A value is either fully valid or refused with a message
+ * naming the option; nothing falls back to a default silently.
+ */
+#ifndef CHAT_CONFIG_H
+#define CHAT_CONFIG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "chat_error.h"
+
+enum chat_outside {
+	CHAT_OUTSIDE_ALLOW, /* topics outside chat/ pass, as on a broker without ACLs */
+	CHAT_OUTSIDE_DEFER, /* topics outside chat/ are left to acl_file or dynamic security */
+};
+
+struct chat_config {
+	size_t max_message_bytes;   /* longest message text, in bytes of UTF-8 */
+	int64_t offline_expiry_s;   /* offline persistent users are logged out after this; 0 never */
+	int64_t reconnect_grace_s;  /* a clean disconnect without subscriptions waits this long */
+	enum chat_outside outside_chat;
+};
+
+/* Fills `config` with the defaults. */
+void chat_config_defaults(struct chat_config *config);
+
+/*
+ * Applies one option. `key` is the name without the `plugin_opt_` prefix; surrounding
+ * whitespace in `value` is ignored. On failure returns CHAT_ERR_INVALID_REQUEST, leaves `config`
+ * unchanged and writes a sentence naming the option and the allowed values into `err`.
+ */
+enum chat_err chat_config_set(struct chat_config *config, const char *key, const char *value,
+	char *err, size_t err_len);
+
+/* Writes "key=value ..." of every option's effective value into `buf`, for the start-up log. */
+void chat_config_describe(const struct chat_config *config, char *buf, size_t buf_len);
+
+#endif

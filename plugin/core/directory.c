@@ -1,0 +1,89 @@
+#include "directory.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "codec.h"
+
+void directory_mark(struct chat *chat, const char *id)
+{
+	chat->contacts_dirty = true;
+	struct dirty_id *dirty = NULL;
+	HASH_FIND_STR(chat->dirty, id, dirty);
+	if (dirty != NULL) {
+		return;
+	}
+	dirty = calloc(1, sizeof *dirty);
+	if (dirty == NULL) {
+		/* The snapshot still goes out; only this entity's own topic misses this change. */
+		chat_logf(chat, CHAT_LOG_ERR, "chat: out of memory marking %s for the directory", id);
+		return;
+	}
+	snprintf(dirty->id, sizeof dirty->id, "%s", id);
+	HASH_ADD_STR(chat->dirty, id, dirty);
+}
+
+/* Publishes the retained record of one user or group, or an empty payload if it is gone. */
+static void publish_entity(struct chat *chat, const char *id)
+{
+	char topic[64];
+	cJSON *doc = NULL;
+
+	if (chat_is_userid(id)) {
+		snprintf(topic, sizeof topic, "chat/users/%s", id);
+		struct chat_user *user = user_find(chat, id);
+		if (user != NULL) {
+			doc = codec_user(user);
+		}
+	} else {
+		snprintf(topic, sizeof topic, "chat/groups/%s", id);
+		struct chat_group *group = group_find(chat, id);
+		if (group != NULL) {
+			doc = codec_group(group);
+		}
+	}
+	enum chat_err rc;
+	if (doc != NULL) {
+		rc = codec_send(chat, NULL, topic, doc, 1, true);
+		cJSON_Delete(doc);
+	} else {
+		/* Gone (or out of memory rendering it): an empty retained payload clears the topic. */
+		rc = chat->hooks.publish(chat->hooks.ctx, NULL, topic, "", 0, 1, true) == 0
+			? CHAT_OK
+			: CHAT_ERR_INTERNAL;
+	}
+	if (rc != CHAT_OK) {
+		chat_logf(chat, CHAT_LOG_ERR, "chat: could not publish %s", topic);
+	}
+}
+
+void directory_flush(struct chat *chat)
+{
+	struct dirty_id *dirty, *tmp;
+	HASH_ITER(hh, chat->dirty, dirty, tmp) {
+		publish_entity(chat, dirty->id);
+		HASH_DEL(chat->dirty, dirty);
+		free(dirty);
+	}
+	if (!chat->contacts_dirty) {
+		return;
+	}
+	cJSON *doc = codec_contacts(chat);
+	if (doc == NULL || codec_send(chat, NULL, "chat/contacts", doc, 1, true) != CHAT_OK) {
+		chat_logf(chat, CHAT_LOG_ERR, "chat: could not publish chat/contacts; retrying next tick");
+		cJSON_Delete(doc);
+		return;
+	}
+	cJSON_Delete(doc);
+	chat->contacts_dirty = false;
+}
+
+void directory_clear(struct chat *chat)
+{
+	struct dirty_id *dirty, *tmp;
+	HASH_ITER(hh, chat->dirty, dirty, tmp) {
+		HASH_DEL(chat->dirty, dirty);
+		free(dirty);
+	}
+}

@@ -1,0 +1,525 @@
+/*
+ * Requests: parsing a publish on a request topic, authorising it against the sender's session,
+ * applying it through the type API (state.c) and answering through the client's inbox.
+ *
+ * Every handler either succeeds completely or returns an error having changed nothing; the
+ * error is then answered on chat/inbox/<client>/error (and, for login, in login-response).
+ */
+#define _GNU_SOURCE /* memmem */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cjson/cJSON.h>
+
+#include "codec.h"
+#include "directory.h"
+#include "state.h"
+
+/* Requests other than messages are small; anything larger is refused before parsing. */
+#define REQUEST_MAX_BYTES 65536
+
+enum request_kind {
+	REQ_LOGIN,
+	REQ_LOGOUT,
+	REQ_MESSAGE,
+	REQ_CREATE_GROUP,
+	REQ_JOIN_GROUP,
+	REQ_LEAVE_GROUP,
+};
+
+/* The seed's event names, used as `action` in error deliveries. */
+static const char *const action_names[] = {
+	[REQ_LOGIN] = "login",
+	[REQ_LOGOUT] = "logout",
+	[REQ_MESSAGE] = "message",
+	[REQ_CREATE_GROUP] = "create_group",
+	[REQ_JOIN_GROUP] = "join_group",
+	[REQ_LEAVE_GROUP] = "leave_group",
+};
+
+struct request {
+	struct chat *chat;
+	struct chat_session *session;
+	enum request_kind kind;
+	const char *room;  /* the topic level after chat/msg/ (may be empty or hold '/') */
+	cJSON *root;
+	const char *detail; /* why the request failed, for the client */
+	char detail_buf[160];
+};
+
+static enum chat_err fail(struct request *req, enum chat_err err, const char *detail)
+{
+	req->detail = detail;
+	return err;
+}
+
+static enum chat_err failf(struct request *req, enum chat_err err, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static enum chat_err failf(struct request *req, enum chat_err err, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(req->detail_buf, sizeof req->detail_buf, fmt, ap);
+	va_end(ap);
+	req->detail = req->detail_buf;
+	return err;
+}
+
+static bool classify(const char *topic, enum request_kind *kind, const char **room)
+{
+	*room = NULL;
+	if (strcmp(topic, "chat/login") == 0) {
+		*kind = REQ_LOGIN;
+	} else if (strcmp(topic, "chat/logout") == 0) {
+		*kind = REQ_LOGOUT;
+	} else if (strncmp(topic, "chat/msg/", 9) == 0) {
+		*kind = REQ_MESSAGE;
+		*room = topic + 9;
+	} else if (strcmp(topic, "chat/group/create") == 0) {
+		*kind = REQ_CREATE_GROUP;
+	} else if (strcmp(topic, "chat/group/join") == 0) {
+		*kind = REQ_JOIN_GROUP;
+	} else if (strcmp(topic, "chat/group/leave") == 0) {
+		*kind = REQ_LEAVE_GROUP;
+	} else {
+		return false;
+	}
+	return true;
+}
+
+/* ===================================================================================== */
+/* Deliveries                                                                            */
+/* ===================================================================================== */
+
+/* Publishes `text` to one session's inbox at the QoS it subscribed its inbox with. */
+static enum chat_err deliver_text(struct chat *chat, const struct chat_session *session,
+	const char *kind, const char *text, size_t len)
+{
+	char topic[CHAT_CLIENTID_MAX + 32];
+	snprintf(topic, sizeof topic, "chat/inbox/%s/%s", session->clientid, kind);
+	int rc = chat->hooks.publish(chat->hooks.ctx, session->clientid, topic, text, len,
+		session->inbox_qos, false);
+	return rc == 0 ? CHAT_OK : CHAT_ERR_INTERNAL;
+}
+
+static enum chat_err deliver(struct chat *chat, const struct chat_session *session,
+	const char *kind, const cJSON *doc)
+{
+	char *text = cJSON_PrintUnformatted(doc);
+	if (text == NULL) {
+		return CHAT_ERR_INTERNAL;
+	}
+	enum chat_err rc = deliver_text(chat, session, kind, text, strlen(text));
+	cJSON_free(text);
+	return rc;
+}
+
+/* Sends a group's new_group record to every member, or only to `only` when it is not NULL. */
+static enum chat_err announce_group(struct chat *chat, const struct chat_group *group,
+	const struct chat_user *only)
+{
+	cJSON *doc = codec_group(group);
+	char *text = doc != NULL ? cJSON_PrintUnformatted(doc) : NULL;
+	cJSON_Delete(doc);
+	if (text == NULL) {
+		return CHAT_ERR_INTERNAL;
+	}
+	enum chat_err rc = CHAT_OK;
+	size_t len = strlen(text);
+	const struct chat_member *member;
+	for (member = group->members; member != NULL; member = member->hh_group.next) {
+		if (only == NULL || member->user == only) {
+			if (deliver_text(chat, member->user->session, "new_group", text, len) != CHAT_OK) {
+				rc = CHAT_ERR_INTERNAL;
+			}
+		}
+	}
+	cJSON_free(text);
+	return rc;
+}
+
+static void reply_error(struct request *req, enum chat_err err)
+{
+	struct chat *chat = req->chat;
+	struct chat_session *session = req->session;
+	const char *code = chat_err_str(err);
+	const char *detail = req->detail != NULL ? req->detail : code;
+
+	if (!(session->warned & WARN_BAD_REQUEST)) {
+		session->warned |= WARN_BAD_REQUEST;
+		chat_logf(chat, err == CHAT_ERR_INTERNAL ? CHAT_LOG_ERR : CHAT_LOG_NOTICE,
+			"chat: refused %s from client %s: %s (%s); further refusals for this client "
+			"are not logged",
+			action_names[req->kind], session->clientid, code, detail);
+	}
+
+	cJSON *doc = cJSON_CreateObject();
+	if (doc != NULL && cJSON_AddStringToObject(doc, "action", action_names[req->kind]) != NULL &&
+		cJSON_AddStringToObject(doc, "error", code) != NULL &&
+		cJSON_AddStringToObject(doc, "detail", detail) != NULL) {
+		(void)deliver(chat, session, "error", doc);
+	}
+	cJSON_Delete(doc);
+
+	if (req->kind == REQ_LOGIN) {
+		doc = cJSON_CreateObject();
+		if (doc != NULL && cJSON_AddStringToObject(doc, "result", code) != NULL &&
+			cJSON_AddStringToObject(doc, "detail", detail) != NULL) {
+			(void)deliver(chat, session, "login-response", doc);
+		}
+		cJSON_Delete(doc);
+	}
+}
+
+/* ===================================================================================== */
+/* Field access                                                                          */
+/* ===================================================================================== */
+
+/* The field `name`, or NULL when it is absent or JSON null (both count as absent). */
+static const cJSON *field(const cJSON *root, const char *name)
+{
+	const cJSON *item = cJSON_GetObjectItemCaseSensitive(root, name);
+	return cJSON_IsNull(item) ? NULL : item;
+}
+
+/* A required string field; on failure sets the request's detail and returns NULL. */
+static const char *string_field(struct request *req, const char *name)
+{
+	const cJSON *item = field(req->root, name);
+	if (!cJSON_IsString(item)) {
+		failf(req, CHAT_ERR_INVALID_REQUEST, "field '%s' must be a string", name);
+		return NULL;
+	}
+	return item->valuestring;
+}
+
+/* ===================================================================================== */
+/* Handlers                                                                              */
+/* ===================================================================================== */
+
+static enum chat_err handle_login(struct request *req)
+{
+	struct chat *chat = req->chat;
+	struct chat_session *session = req->session;
+	const char *username = string_field(req, "username");
+	if (username == NULL) {
+		return CHAT_ERR_INVALID_REQUEST;
+	}
+	size_t len = strlen(username);
+	if (!chat_username_valid(username, len)) {
+		return fail(req, CHAT_ERR_INVALID_USERNAME,
+			"a username is 1 to 64 bytes of UTF-8 without control characters");
+	}
+
+	struct chat_user *current = session->user;
+	if (current != NULL && strcmp(current->username, username) == 0) {
+		/* The same login again, e.g. after a reconnect: resume. */
+		if (current->presence != PRESENCE_ONLINE) {
+			user_set_presence(chat, current, PRESENCE_ONLINE, 0);
+		}
+	} else {
+		if (current != NULL && current->presence == PRESENCE_ONLINE) {
+			return failf(req, CHAT_ERR_ALREADY_LOGGED_IN,
+				"this connection is logged in as '%s'; log out first", current->username);
+		}
+		if (user_find_by_name(chat, username, len) != NULL) {
+			return failf(req, CHAT_ERR_USERNAME_TAKEN, "the username '%s' is taken", username);
+		}
+		if (current != NULL) {
+			/* A new connection took over this client id while its user was away. */
+			chat_logf(chat, CHAT_LOG_INFO,
+				"chat: client %s logs in anew; its offline user %s is logged out",
+				session->clientid, current->id);
+			user_remove(chat, current);
+		}
+		current = user_create(chat, session, username, len);
+		if (current == NULL) {
+			return fail(req, CHAT_ERR_INTERNAL, "out of memory");
+		}
+	}
+
+	cJSON *doc = cJSON_CreateObject();
+	enum chat_err rc = CHAT_ERR_INTERNAL;
+	if (doc != NULL && cJSON_AddStringToObject(doc, "result", "success") != NULL &&
+		cJSON_AddStringToObject(doc, "userid", current->id) != NULL &&
+		cJSON_AddStringToObject(doc, "username", current->username) != NULL) {
+		rc = deliver(chat, session, "login-response", doc);
+	}
+	cJSON_Delete(doc);
+	return rc;
+}
+
+static enum chat_err handle_logout(struct request *req)
+{
+	user_remove(req->chat, req->session->user);
+	return CHAT_OK;
+}
+
+static enum chat_err handle_message(struct request *req)
+{
+	struct chat *chat = req->chat;
+	struct chat_user *sender = req->session->user;
+	const char *room = req->room;
+
+	const cJSON *receiver = field(req->root, "receiver");
+	if (receiver != NULL &&
+		(!cJSON_IsString(receiver) || strcmp(receiver->valuestring, room) != 0)) {
+		return fail(req, CHAT_ERR_INVALID_REQUEST,
+			"field 'receiver' must be the room named in the topic");
+	}
+
+	const cJSON *text = field(req->root, "message");
+	if (!cJSON_IsString(text) || text->valuestring[0] == '\0') {
+		return fail(req, CHAT_ERR_INVALID_MESSAGE, "field 'message' must be a non-empty string");
+	}
+	size_t text_len = strlen(text->valuestring);
+	if (text_len > chat->config.max_message_bytes) {
+		return failf(req, CHAT_ERR_MESSAGE_TOO_LARGE,
+			"a message is at most %zu bytes; this one has %zu", chat->config.max_message_bytes,
+			text_len);
+	}
+	if (!chat_utf8_valid(text->valuestring, text_len)) {
+		return fail(req, CHAT_ERR_INVALID_MESSAGE, "the message is not valid UTF-8");
+	}
+
+	struct chat_group *group = NULL;
+	struct chat_user *peer = NULL;
+	if (chat_is_groupid(room)) {
+		group = group_find(chat, room);
+		if (group == NULL) {
+			return failf(req, CHAT_ERR_UNKNOWN_ROOM, "there is no group %s", room);
+		}
+		if (member_find(group, sender) == NULL) {
+			return failf(req, CHAT_ERR_NOT_A_MEMBER, "you are not a member of group %s", room);
+		}
+	} else if (chat_is_userid(room)) {
+		peer = user_find(chat, room);
+		if (peer == NULL) {
+			return failf(req, CHAT_ERR_UNKNOWN_ROOM, "there is no user %s", room);
+		}
+	} else {
+		return fail(req, CHAT_ERR_UNKNOWN_ROOM,
+			"the topic must be chat/msg/<groupid> or chat/msg/<userid>");
+	}
+
+	char id[24];
+	snprintf(id, sizeof id, "%llu", (unsigned long long)++chat->next_message);
+	cJSON *doc = cJSON_CreateObject();
+	char *rendered = NULL;
+	if (doc != NULL && cJSON_AddStringToObject(doc, "sender", sender->id) != NULL &&
+		cJSON_AddStringToObject(doc, "receiver", room) != NULL &&
+		cJSON_AddStringToObject(doc, "message", text->valuestring) != NULL &&
+		cJSON_AddStringToObject(doc, "id", id) != NULL &&
+		cJSON_AddNumberToObject(doc, "ts", (double)chat->hooks.wall_ms(chat->hooks.ctx)) != NULL) {
+		rendered = cJSON_PrintUnformatted(doc);
+	}
+	cJSON_Delete(doc);
+	if (rendered == NULL) {
+		return fail(req, CHAT_ERR_INTERNAL, "out of memory");
+	}
+
+	/* Rendered once; each recipient gets a copy in its own inbox. */
+	size_t len = strlen(rendered);
+	enum chat_err rc = CHAT_OK;
+	if (peer != NULL) {
+		rc = deliver_text(chat, peer->session, "message", rendered, len);
+	} else {
+		const struct chat_member *member;
+		for (member = group->members; member != NULL; member = member->hh_group.next) {
+			if (member->user != sender &&
+				deliver_text(chat, member->user->session, "message", rendered, len) !=
+					CHAT_OK) {
+				rc = CHAT_ERR_INTERNAL;
+			}
+		}
+	}
+	cJSON_free(rendered);
+	return rc == CHAT_OK ? CHAT_OK : fail(req, rc, "a delivery could not be queued");
+}
+
+static enum chat_err handle_create_group(struct request *req)
+{
+	struct chat *chat = req->chat;
+	struct chat_user *sender = req->session->user;
+	const cJSON *members = field(req->root, "member");
+	if (!cJSON_IsObject(members)) {
+		return fail(req, CHAT_ERR_INVALID_REQUEST,
+			"field 'member' must be an object of userid: username");
+	}
+
+	/* Check every member before creating anything: the request is all or nothing. */
+	const cJSON *entry;
+	cJSON_ArrayForEach(entry, members) {
+		if (entry->string == NULL || !chat_is_userid(entry->string) ||
+			user_find(chat, entry->string) == NULL) {
+			return fail(req, CHAT_ERR_UNKNOWN_USER, "a listed member is not a user");
+		}
+	}
+
+	struct chat_group *group = group_create(chat);
+	if (group == NULL || !member_add(chat, group, sender)) {
+		goto nomem;
+	}
+	cJSON_ArrayForEach(entry, members) {
+		struct chat_user *user = user_find(chat, entry->string);
+		if (member_find(group, user) == NULL && !member_add(chat, group, user)) {
+			goto nomem;
+		}
+	}
+	return announce_group(chat, group, NULL);
+
+nomem:
+	if (group != NULL) {
+		group_delete(chat, group);
+	}
+	return fail(req, CHAT_ERR_INTERNAL, "out of memory");
+}
+
+/* The group named by the request's `groupid` field, or NULL with the error set. */
+static struct chat_group *requested_group(struct request *req, enum chat_err *err)
+{
+	const char *groupid = string_field(req, "groupid");
+	if (groupid == NULL) {
+		*err = CHAT_ERR_INVALID_REQUEST;
+		return NULL;
+	}
+	struct chat_group *group = chat_is_groupid(groupid) ? group_find(req->chat, groupid) : NULL;
+	if (group == NULL) {
+		*err = CHAT_ERR_UNKNOWN_ROOM;
+		req->detail = "there is no such group";
+	}
+	return group;
+}
+
+static enum chat_err handle_join_group(struct request *req)
+{
+	enum chat_err err = CHAT_OK;
+	struct chat_group *group = requested_group(req, &err);
+	if (group == NULL) {
+		return err;
+	}
+	struct chat_user *user = req->session->user;
+	if (member_find(group, user) != NULL) {
+		return announce_group(req->chat, group, user);
+	}
+	if (!member_add(req->chat, group, user)) {
+		return fail(req, CHAT_ERR_INTERNAL, "out of memory");
+	}
+	return announce_group(req->chat, group, NULL);
+}
+
+static enum chat_err handle_leave_group(struct request *req)
+{
+	enum chat_err err = CHAT_OK;
+	struct chat_group *group = requested_group(req, &err);
+	if (group == NULL) {
+		return err;
+	}
+	struct chat_member *member = member_find(group, req->session->user);
+	if (member == NULL) {
+		return failf(req, CHAT_ERR_NOT_A_MEMBER, "you are not a member of group %s", group->id);
+	}
+	member_remove(req->chat, member);
+	return CHAT_OK;
+}
+
+/* ===================================================================================== */
+/* Entry point                                                                           */
+/* ===================================================================================== */
+
+/* Parses and authorises the request, then runs its handler. */
+static enum chat_err dispatch(struct request *req, const char *payload, size_t len)
+{
+	size_t limit = req->kind == REQ_MESSAGE
+		? 6 * req->chat->config.max_message_bytes + 4096 /* room for \u escapes */
+		: REQUEST_MAX_BYTES;
+	if (len > limit) {
+		return req->kind == REQ_MESSAGE
+			? fail(req, CHAT_ERR_MESSAGE_TOO_LARGE, "the request is far too large")
+			: fail(req, CHAT_ERR_INVALID_REQUEST, "the request is larger than 65536 bytes");
+	}
+	/* cJSON strings are NUL-terminated, so a NUL inside one would silently cut it short. */
+	if (memchr(payload, '\0', len) != NULL ||
+		(len >= 6 && memmem(payload, len, "\\u0000", 6) != NULL)) {
+		return fail(req, CHAT_ERR_INVALID_REQUEST, "NUL characters are not allowed");
+	}
+	req->root = cJSON_ParseWithLength(payload, len);
+	if (req->root == NULL) {
+		return fail(req, CHAT_ERR_INVALID_REQUEST, "the payload is not JSON");
+	}
+	if (!cJSON_IsObject(req->root)) {
+		return fail(req, CHAT_ERR_INVALID_REQUEST, "the payload must be a JSON object");
+	}
+
+	struct chat_user *user = req->session->user;
+	if (req->kind != REQ_LOGIN) {
+		if (user == NULL) {
+			return fail(req, CHAT_ERR_NOT_LOGGED_IN, "log in first");
+		}
+		const cJSON *sender = field(req->root, "sender");
+		if (sender != NULL && !cJSON_IsString(sender)) {
+			return fail(req, CHAT_ERR_INVALID_REQUEST, "field 'sender' must be a string");
+		}
+		if (sender != NULL && strcmp(sender->valuestring, user->id) != 0) {
+			return fail(req, CHAT_ERR_SENDER_MISMATCH,
+				"field 'sender' is not the userid of this connection");
+		}
+		/* Any request from a persistent session that reconnected resumes its user. */
+		if (user->presence != PRESENCE_ONLINE) {
+			user_set_presence(req->chat, user, PRESENCE_ONLINE, 0);
+		}
+	}
+
+	switch (req->kind) {
+	case REQ_LOGIN:
+		return handle_login(req);
+	case REQ_LOGOUT:
+		return handle_logout(req);
+	case REQ_MESSAGE:
+		return handle_message(req);
+	case REQ_CREATE_GROUP:
+		return handle_create_group(req);
+	case REQ_JOIN_GROUP:
+		return handle_join_group(req);
+	case REQ_LEAVE_GROUP:
+		return handle_leave_group(req);
+	}
+	return fail(req, CHAT_ERR_INVALID_REQUEST, "unknown request");
+}
+
+enum chat_err chat_on_publish(struct chat *chat, const char *clientid, const char *topic,
+	const void *payload, size_t len, int64_t now_ms)
+{
+	(void)now_ms;
+	struct request req = { .chat = chat };
+	if (clientid == NULL || topic == NULL || !classify(topic, &req.kind, &req.room)) {
+		return CHAT_OK;
+	}
+	req.session = session_get(chat, clientid);
+	if (req.session == NULL) {
+		chat_logf(chat, CHAT_LOG_ERR, "chat: out of memory for a request from %s", clientid);
+		return CHAT_ERR_INTERNAL;
+	}
+	if (!req.session->valid_id) {
+		/* No inbox topic can be formed for this client id, so it cannot be answered. */
+		if (!(req.session->warned & WARN_BAD_CLIENTID)) {
+			req.session->warned |= WARN_BAD_CLIENTID;
+			chat_logf(chat, CHAT_LOG_WARNING,
+				"chat: ignoring chat requests from client '%s': a client id must be 1-128 "
+				"bytes of UTF-8 without / + # and not start with $",
+				clientid);
+		}
+		return CHAT_OK;
+	}
+	req.session->expires_at = 0;
+
+	enum chat_err err = dispatch(&req, payload != NULL ? payload : "", len);
+	if (err != CHAT_OK) {
+		reply_error(&req, err);
+	}
+	cJSON_Delete(req.root);
+	return err == CHAT_ERR_INTERNAL ? CHAT_ERR_INTERNAL : CHAT_OK;
+}
