@@ -104,9 +104,10 @@ static bool subscribe_allowed(const char *filter, const char *clientid, bool val
 	static const char *const contacts[] = { "chat", "contacts" };
 	static const char *const users[] = { "chat", "users", "+" };
 	static const char *const groups[] = { "chat", "groups", "+" };
-	const char *inbox[] = { "chat", "inbox", clientid, "#" };
+	/* Readable inbox topics have at least one level after the client id. */
+	const char *inbox[] = { "chat", "inbox", clientid, "+", "#" };
 
-	*covers_inbox = valid_id && filters_intersect(filter, inbox, 4);
+	*covers_inbox = valid_id && filters_intersect(filter, inbox, 5);
 	return *covers_inbox || filters_intersect(filter, contacts, 2) ||
 		filters_intersect(filter, users, 3) || filters_intersect(filter, groups, 3);
 }

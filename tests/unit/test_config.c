@@ -1,0 +1,61 @@
+/* Unit tests of option parsing: every value is valid or refused with a message; no silent default. */
+#include "check.h"
+#include "chat_config.h"
+
+static void test_defaults(void)
+{
+	struct chat_config c;
+	chat_config_defaults(&c);
+	CHECK_INT(8192, c.max_message_bytes);
+	CHECK_INT(86400, c.offline_expiry_s);
+	CHECK_INT(60, c.reconnect_grace_s);
+	CHECK_INT(CHAT_OUTSIDE_ALLOW, c.outside_chat);
+	char buf[256];
+	chat_config_describe(&c, buf, sizeof buf);
+	CHECK_STR("max_message_bytes=8192 offline_expiry=86400 reconnect_grace=60 outside_chat=allow",
+		buf);
+}
+
+static void test_values(void)
+{
+	struct chat_config c;
+	char err[256];
+	chat_config_defaults(&c);
+	CHECK_INT(CHAT_OK, chat_config_set(&c, "max_message_bytes", "100  ", err, sizeof err));
+	CHECK_INT(100, c.max_message_bytes);
+	CHECK_INT(CHAT_OK, chat_config_set(&c, "offline_expiry", "0", err, sizeof err));
+	CHECK_INT(0, c.offline_expiry_s);
+	CHECK_INT(CHAT_OK, chat_config_set(&c, "reconnect_grace", " 5", err, sizeof err));
+	CHECK_INT(5, c.reconnect_grace_s);
+	CHECK_INT(CHAT_OK, chat_config_set(&c, "outside_chat", "defer ", err, sizeof err));
+	CHECK_INT(CHAT_OUTSIDE_DEFER, c.outside_chat);
+}
+
+static void test_refusals(void)
+{
+	struct chat_config c;
+	char err[256];
+	chat_config_defaults(&c);
+	const char *bad[][2] = {
+		{ "max_message_bytes", "abc" }, { "max_message_bytes", "0" },
+		{ "max_message_bytes", "-5" }, { "max_message_bytes", "12k" },
+		{ "max_message_bytes", "99999999999999999999" }, { "offline_expiry", "" },
+		{ "reconnect_grace", "0" }, { "outside_chat", "deny" }, { "outside_chat", "Allow" },
+		{ "max_mesage_bytes", "100" },
+	};
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		err[0] = '\0';
+		CHECK_INT(CHAT_ERR_INVALID_REQUEST, chat_config_set(&c, bad[i][0], bad[i][1], err, sizeof err));
+		CHECK(strstr(err, bad[i][0]) != NULL);
+	}
+	CHECK_INT(8192, c.max_message_bytes);
+	CHECK_INT(CHAT_ERR_INVALID_REQUEST, chat_config_set(&c, "outside_chat", NULL, err, sizeof err));
+}
+
+int main(void)
+{
+	test_defaults();
+	test_values();
+	test_refusals();
+	return check_finish("test_config");
+}

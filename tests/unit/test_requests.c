@@ -1,0 +1,391 @@
+/* Unit tests of request handling: login, messages, groups, errors, sessions and the directory. */
+#include "check.h"
+#include "fake_broker.h"
+
+static struct fake_broker fb;
+
+static const char *error_of(const char *clientid)
+{
+	char topic[200];
+	snprintf(topic, sizeof topic, "chat/inbox/%s/error", clientid);
+	return fake_field(&fb, topic, "error");
+}
+
+static struct chat *two_users(void)
+{
+	struct chat *chat = fake_chat(&fb, NULL);
+	req(chat, "a", "chat/login", "{\"username\":\"alice\"}");
+	req(chat, "b", "chat/login", "{\"username\":\"bob\"}");
+	fake_clear(&fb);
+	return chat;
+}
+
+static void test_login(void)
+{
+	struct chat *chat = fake_chat(&fb, NULL);
+	req(chat, "a", "chat/login", "{\"username\":\"alice\"}");
+	CHECK_STR("success", fake_field(&fb, "chat/inbox/a/login-response", "result"));
+	CHECK_STR("10", fake_field(&fb, "chat/inbox/a/login-response", "userid"));
+	CHECK_STR("alice", fake_field(&fb, "chat/inbox/a/login-response", "username"));
+	CHECK_INT(1, fake_find(&fb, "chat/inbox/a/login-response")->qos);
+	fake_clear(&fb);
+
+	/* The same login again keeps the id; another name is refused. */
+	req(chat, "a", "chat/login", "{\"username\":\"alice\"}");
+	CHECK_STR("10", fake_field(&fb, "chat/inbox/a/login-response", "userid"));
+	fake_clear(&fb);
+	req(chat, "a", "chat/login", "{\"username\":\"alicia\"}");
+	CHECK_STR("already_logged_in", fake_field(&fb, "chat/inbox/a/login-response", "result"));
+	CHECK_STR("already_logged_in", error_of("a"));
+	CHECK_STR("login", fake_field(&fb, "chat/inbox/a/error", "action"));
+	fake_clear(&fb);
+
+	req(chat, "b", "chat/login", "{\"username\":\"alice\"}");
+	CHECK_STR("username_taken", fake_field(&fb, "chat/inbox/b/login-response", "result"));
+	fake_clear(&fb);
+	req(chat, "b", "chat/login", "{\"username\":\"\"}");
+	CHECK_STR("invalid_username", error_of("b"));
+	fake_clear(&fb);
+	req(chat, "b", "chat/login", "{\"username\":\"a\\u0007b\"}");
+	CHECK_STR("invalid_username", error_of("b"));
+	fake_clear(&fb);
+	req(chat, "b", "chat/login", "{\"username\":5}");
+	CHECK_STR("invalid_request", error_of("b"));
+	fake_clear(&fb);
+	req(chat, "b", "chat/login", "{\"username\":\"bob\"}");
+	CHECK_STR("20", fake_field(&fb, "chat/inbox/b/login-response", "userid"));
+
+	struct chat_stats stats;
+	chat_get_stats(chat, &stats);
+	CHECK_INT(2, stats.users);
+	fake_clear(&fb);
+	chat_free(chat);
+}
+
+static void test_malformed(void)
+{
+	struct chat *chat = two_users();
+	const char *bad[] = { "", "not json", "[1,2]", "\"str\"", "{\"message\":", "null" };
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		req(chat, "a", "chat/msg/20", bad[i]);
+		CHECK_STR("invalid_request", error_of("a"));
+		CHECK_STR("message", fake_field(&fb, "chat/inbox/a/error", "action"));
+		CHECK(fake_find(&fb, "chat/inbox/b/message") == NULL);
+		fake_clear(&fb);
+	}
+	/* A NUL inside the payload, raw or escaped, would cut a string short. */
+	chat_on_publish(chat, "a", "chat/msg/20", "{\"message\":\"a\0b\"}", 17, 0);
+	CHECK_STR("invalid_request", error_of("a"));
+	fake_clear(&fb);
+	req(chat, "a", "chat/msg/20", "{\"message\":\"a\\u0000b\"}");
+	CHECK_STR("invalid_request", error_of("a"));
+	fake_clear(&fb);
+
+	/* Nesting deeper than cJSON's limit is refused, not recursed into. */
+	size_t depth = 5000;
+	char *deep = malloc(depth * 2 + 1);
+	memset(deep, '[', depth);
+	memset(deep + depth, ']', depth);
+	deep[depth * 2] = '\0';
+	req(chat, "a", "chat/group/create", deep);
+	CHECK_STR("invalid_request", error_of("a"));
+	free(deep);
+	fake_clear(&fb);
+	chat_free(chat);
+}
+
+static void test_messages(void)
+{
+	struct chat *chat = two_users();
+	req(chat, "a", "chat/msg/20", "{\"message\":\"hi bob\"}");
+	CHECK_INT(1, fb.count);
+	CHECK_STR("10", fake_field(&fb, "chat/inbox/b/message", "sender"));
+	CHECK_STR("20", fake_field(&fb, "chat/inbox/b/message", "receiver"));
+	CHECK_STR("hi bob", fake_field(&fb, "chat/inbox/b/message", "message"));
+	CHECK_STR("1", fake_field(&fb, "chat/inbox/b/message", "id"));
+	CHECK(strstr(fake_find(&fb, "chat/inbox/b/message")->payload, "\"ts\":1700000000000") != NULL);
+	fake_clear(&fb);
+
+	/* Seed objects: matching sender and receiver pass, others are refused. */
+	req(chat, "a", "chat/msg/20",
+		"{\"action\":\"message\",\"sender\":\"10\",\"receiver\":\"20\",\"message\":\"x\"}");
+	CHECK_STR("2", fake_field(&fb, "chat/inbox/b/message", "id"));
+	fake_clear(&fb);
+	req(chat, "a", "chat/msg/20", "{\"sender\":\"20\",\"message\":\"x\"}");
+	CHECK_STR("sender_mismatch", error_of("a"));
+	CHECK_INT(1, fb.count);
+	fake_clear(&fb);
+	req(chat, "a", "chat/msg/20", "{\"receiver\":\"30\",\"message\":\"x\"}");
+	CHECK_STR("invalid_request", error_of("a"));
+	fake_clear(&fb);
+	req(chat, "a", "chat/msg/20", "{\"sender\":null,\"receiver\":null,\"message\":\"x\"}");
+	CHECK(fake_find(&fb, "chat/inbox/b/message") != NULL);
+	fake_clear(&fb);
+
+	/* Bad text. */
+	req(chat, "a", "chat/msg/20", "{\"message\":\"\"}");
+	CHECK_STR("invalid_message", error_of("a"));
+	fake_clear(&fb);
+	req(chat, "a", "chat/msg/20", "{\"message\":{}}");
+	CHECK_STR("invalid_message", error_of("a"));
+	fake_clear(&fb);
+	req(chat, "a", "chat/msg/20", "{\"message\":\"\xff\xfe\"}");
+	CHECK_STR("invalid_message", error_of("a"));
+	fake_clear(&fb);
+	char big[9000 + 32];
+	strcpy(big, "{\"message\":\"");
+	memset(big + 12, 'x', 8193);
+	strcpy(big + 12 + 8193, "\"}");
+	req(chat, "a", "chat/msg/20", big);
+	CHECK_STR("message_too_large", error_of("a"));
+	fake_clear(&fb);
+
+	/* Bad rooms. */
+	const char *rooms[] = { "chat/msg/", "chat/msg/30", "chat/msg/21", "chat/msg/20/x",
+		"chat/msg/abc" };
+	for (size_t i = 0; i < sizeof rooms / sizeof rooms[0]; i++) {
+		req(chat, "a", rooms[i], "{\"message\":\"x\"}");
+		CHECK_STR("unknown_room", error_of("a"));
+		fake_clear(&fb);
+	}
+
+	/* Before login. */
+	req(chat, "c", "chat/msg/20", "{\"message\":\"x\"}");
+	CHECK_STR("not_logged_in", error_of("c"));
+	fake_clear(&fb);
+	chat_free(chat);
+}
+
+static void test_groups(void)
+{
+	struct chat *chat = two_users();
+	req(chat, "c", "chat/login", "{\"username\":\"carol\"}");
+	fake_clear(&fb);
+
+	/* All or nothing: one unknown member creates no group. */
+	req(chat, "a", "chat/group/create", "{\"member\":{\"20\":\"bob\",\"90\":\"nobody\"}}");
+	CHECK_STR("unknown_user", error_of("a"));
+	CHECK_STR("create_group", fake_field(&fb, "chat/inbox/a/error", "action"));
+	struct chat_stats stats;
+	chat_get_stats(chat, &stats);
+	CHECK_INT(0, stats.groups);
+	fake_clear(&fb);
+	req(chat, "a", "chat/group/create", "{\"member\":[]}");
+	CHECK_STR("invalid_request", error_of("a"));
+	fake_clear(&fb);
+
+	req(chat, "a", "chat/group/create", "{\"member\":{\"20\":\"bob\"}}");
+	CHECK_STR("11", fake_field(&fb, "chat/inbox/a/new_group", "groupid"));
+	CHECK_STR("11", fake_field(&fb, "chat/inbox/b/new_group", "groupid"));
+	CHECK(fake_find(&fb, "chat/inbox/c/new_group") == NULL);
+	fake_clear(&fb);
+
+	/* Group messages reach every member but the sender. */
+	req(chat, "a", "chat/msg/11", "{\"message\":\"hello group\"}");
+	CHECK_INT(1, fb.count);
+	CHECK_STR("11", fake_field(&fb, "chat/inbox/b/message", "receiver"));
+	fake_clear(&fb);
+	req(chat, "c", "chat/msg/11", "{\"message\":\"let me in\"}");
+	CHECK_STR("not_a_member", error_of("c"));
+	fake_clear(&fb);
+
+	req(chat, "c", "chat/group/join", "{\"groupid\":\"11\"}");
+	CHECK_INT(3, fake_count(&fb, "chat/inbox/a/new_group") + fake_count(&fb, "chat/inbox/b/new_group") +
+			     fake_count(&fb, "chat/inbox/c/new_group"));
+	fake_clear(&fb);
+	req(chat, "c", "chat/group/join", "{\"groupid\":\"11\"}");
+	CHECK_INT(1, fb.count);
+	CHECK(fake_find(&fb, "chat/inbox/c/new_group") != NULL);
+	fake_clear(&fb);
+	req(chat, "c", "chat/group/join", "{\"groupid\":\"31\"}");
+	CHECK_STR("unknown_room", error_of("c"));
+	fake_clear(&fb);
+	req(chat, "c", "chat/group/join", "{\"groupid\":11}");
+	CHECK_STR("invalid_request", error_of("c"));
+	fake_clear(&fb);
+
+	req(chat, "a", "chat/group/leave", "{\"groupid\":\"11\"}");
+	CHECK_INT(0, fb.count);
+	req(chat, "a", "chat/group/leave", "{\"groupid\":\"11\"}");
+	CHECK_STR("not_a_member", error_of("a"));
+	fake_clear(&fb);
+	req(chat, "b", "chat/group/leave", "{\"groupid\":\"11\"}");
+	req(chat, "c", "chat/group/leave", "{\"groupid\":\"11\"}");
+	chat_get_stats(chat, &stats);
+	CHECK_INT(0, stats.groups);
+	CHECK_INT(0, stats.memberships);
+
+	/* The directory publishes the deleted group as an empty retained payload. */
+	fake_clear(&fb);
+	chat_on_tick(chat, 0);
+	struct fake_publish *gone = fake_find(&fb, "chat/groups/11");
+	CHECK(gone != NULL && gone->len == 0 && gone->retain && gone->broadcast);
+	CHECK(fake_find(&fb, "chat/contacts") != NULL);
+	fake_clear(&fb);
+
+	/* Ids are not reused. */
+	req(chat, "a", "chat/group/create", "{\"member\":{}}");
+	CHECK_STR("21", fake_field(&fb, "chat/inbox/a/new_group", "groupid"));
+	fake_clear(&fb);
+	chat_free(chat);
+}
+
+static void test_logout_and_directory(void)
+{
+	struct chat *chat = two_users();
+	req(chat, "a", "chat/group/create", "{\"member\":{\"20\":\"bob\"}}");
+	chat_on_tick(chat, 0);
+	CHECK_STR("{\"person\":{\"10\":{\"10\":\"alice\"},\"20\":{\"20\":\"bob\"}},"
+		  "\"group\":{\"11\":{\"10\":\"alice\",\"20\":\"bob\"}}}",
+		fake_find(&fb, "chat/contacts")->payload);
+	CHECK_STR("{\"userid\":\"10\",\"username\":\"alice\",\"online\":true}",
+		fake_find(&fb, "chat/users/10")->payload);
+	fake_clear(&fb);
+
+	/* Nothing changed: nothing is republished. */
+	chat_on_tick(chat, 100);
+	CHECK_INT(0, fb.count);
+
+	req(chat, "b", "chat/logout", "{}");
+	CHECK_INT(0, fb.count);
+	chat_on_tick(chat, 200);
+	CHECK_STR("{\"person\":{\"10\":{\"10\":\"alice\"}},\"group\":{\"11\":{\"10\":\"alice\"}}}",
+		fake_find(&fb, "chat/contacts")->payload);
+	CHECK_INT(0, fake_find(&fb, "chat/users/20")->len);
+	CHECK_INT(1, fake_count(&fb, "chat/contacts"));
+	fake_clear(&fb);
+
+	req(chat, "b", "chat/logout", "{}");
+	CHECK_STR("not_logged_in", error_of("b"));
+	CHECK_STR("logout", fake_field(&fb, "chat/inbox/b/error", "action"));
+	fake_clear(&fb);
+	req(chat, "b", "chat/login", "{\"username\":\"bob\"}");
+	CHECK_STR("30", fake_field(&fb, "chat/inbox/b/login-response", "userid"));
+	fake_clear(&fb);
+	chat_free(chat);
+}
+
+static void test_sessions(void)
+{
+	struct chat_config config;
+	chat_config_defaults(&config);
+	config.reconnect_grace_s = 2;
+	config.offline_expiry_s = 10;
+	struct chat *chat = fake_chat(&fb, &config);
+	struct chat_stats stats;
+
+	req(chat, "a", "chat/login", "{\"username\":\"alice\"}");
+	req(chat, "b", "chat/login", "{\"username\":\"bob\"}");
+
+	/* A persistent session's disconnect keeps the user, offline; the duplicate is ignored. */
+	chat_on_disconnect(chat, "a", false, 1, 1000);
+	chat_on_disconnect(chat, "a", true, 0, 1100);
+	chat_on_disconnect(chat, NULL, true, 0, 1100);
+	fake_clear(&fb);
+	chat_on_tick(chat, 1200);
+	CHECK_STR("{\"userid\":\"10\",\"username\":\"alice\",\"online\":false}",
+		fake_find(&fb, "chat/users/10")->payload);
+	fake_clear(&fb);
+	chat_on_tick(chat, 5000);
+	chat_get_stats(chat, &stats);
+	CHECK_INT(2, stats.users);
+	CHECK_INT(1, stats.users_online);
+
+	/* Deliveries to the offline user are still handed to the broker to queue. */
+	req(chat, "b", "chat/msg/10", "{\"message\":\"while away\"}");
+	CHECK(fake_find(&fb, "chat/inbox/a/message") != NULL);
+	fake_clear(&fb);
+
+	/* Logging in again resumes the same id. */
+	req(chat, "a", "chat/login", "{\"username\":\"alice\"}");
+	CHECK_STR("10", fake_field(&fb, "chat/inbox/a/login-response", "userid"));
+	chat_get_stats(chat, &stats);
+	CHECK_INT(2, stats.users_online);
+	fake_clear(&fb);
+
+	/* A takeover (clean, no subscriptions) waits for the grace period. */
+	chat_on_disconnect(chat, "b", true, 0, 6000);
+	chat_on_tick(chat, 7000);
+	chat_get_stats(chat, &stats);
+	CHECK_INT(2, stats.users);
+	CHECK(chat_acl_check(chat, "b", CHAT_ACCESS_SUBSCRIBE, "chat/inbox/b/#", 0, 7100) ==
+		CHAT_ACL_ALLOW);
+	chat_on_tick(chat, 20000);
+	chat_get_stats(chat, &stats);
+	CHECK_INT(2, stats.users_online);
+	/* ... and the subscription's QoS is the QoS of its deliveries from now on. */
+	fake_clear(&fb);
+	req(chat, "a", "chat/msg/20", "{\"message\":\"qos 0 please\"}");
+	CHECK_INT(0, fake_find(&fb, "chat/inbox/b/message")->qos);
+	fake_clear(&fb);
+
+	/* Without a comeback the user is logged out after the grace period. */
+	chat_on_disconnect(chat, "b", true, 0, 21000);
+	chat_on_tick(chat, 22500);
+	chat_get_stats(chat, &stats);
+	CHECK_INT(2, stats.users);
+	chat_on_tick(chat, 24000);
+	chat_get_stats(chat, &stats);
+	CHECK_INT(1, stats.users);
+
+	/* A clean disconnect with subscriptions logs out at once. */
+	chat_on_disconnect(chat, "a", true, 1, 25000);
+	chat_get_stats(chat, &stats);
+	CHECK_INT(0, stats.users);
+	CHECK_INT(0, stats.sessions);
+
+	/* Offline users expire. */
+	req(chat, "c", "chat/login", "{\"username\":\"carol\"}");
+	chat_on_disconnect(chat, "c", false, 1, 30000);
+	chat_on_tick(chat, 35000);
+	chat_get_stats(chat, &stats);
+	CHECK_INT(1, stats.users);
+	chat_on_tick(chat, 41000);
+	chat_get_stats(chat, &stats);
+	CHECK_INT(0, stats.users);
+	fake_clear(&fb);
+	chat_free(chat);
+}
+
+static void test_takeover_login(void)
+{
+	struct chat *chat = two_users();
+	/* alice's persistent session is away; a new person on that client id logs in as dave. */
+	chat_on_disconnect(chat, "a", false, 1, 1000);
+	req(chat, "a", "chat/login", "{\"username\":\"bob\"}");
+	CHECK_STR("username_taken", fake_field(&fb, "chat/inbox/a/login-response", "result"));
+	fake_clear(&fb);
+	req(chat, "a", "chat/login", "{\"username\":\"dave\"}");
+	CHECK_STR("30", fake_field(&fb, "chat/inbox/a/login-response", "userid"));
+	struct chat_stats stats;
+	chat_get_stats(chat, &stats);
+	CHECK_INT(2, stats.users);
+	fake_clear(&fb);
+	chat_free(chat);
+}
+
+static void test_bad_clientid(void)
+{
+	struct chat *chat = fake_chat(&fb, NULL);
+	req(chat, "a+b", "chat/login", "{\"username\":\"x\"}");
+	req(chat, "$x", "chat/login", "{\"username\":\"y\"}");
+	req(chat, NULL, "chat/login", "{\"username\":\"z\"}");
+	CHECK_INT(0, fb.count);
+	struct chat_stats stats;
+	chat_get_stats(chat, &stats);
+	CHECK_INT(0, stats.users);
+	chat_free(chat);
+}
+
+int main(void)
+{
+	test_login();
+	test_malformed();
+	test_messages();
+	test_groups();
+	test_logout_and_directory();
+	test_sessions();
+	test_takeover_login();
+	test_bad_clientid();
+	return check_finish("test_requests");
+}
