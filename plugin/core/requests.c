@@ -441,10 +441,18 @@ static enum chat_err dispatch(struct request *req, const char *payload, size_t l
 			? fail(req, CHAT_ERR_MESSAGE_TOO_LARGE, "the request is far too large")
 			: fail(req, CHAT_ERR_INVALID_REQUEST, "the request is larger than 65536 bytes");
 	}
-	/* cJSON strings are NUL-terminated, so a NUL inside one would silently cut it short. */
-	if (memchr(payload, '\0', len) != NULL ||
-		(len >= 6 && memmem(payload, len, "\\u0000", 6) != NULL)) {
-		return fail(req, CHAT_ERR_INVALID_REQUEST, "NUL characters are not allowed");
+	/*
+	 * cJSON strings are NUL-terminated, so a NUL inside one would silently cut it short. The
+	 * text a login or message carries is where such a character would be; say so.
+	 */
+	if (memchr(payload, '\0', len) != NULL) {
+		return fail(req, CHAT_ERR_INVALID_REQUEST, "the payload holds a NUL byte");
+	}
+	if (len >= 6 && memmem(payload, len, "\\u0000", 6) != NULL) {
+		enum chat_err err = req->kind == REQ_LOGIN ? CHAT_ERR_INVALID_USERNAME
+			: req->kind == REQ_MESSAGE         ? CHAT_ERR_INVALID_MESSAGE
+							   : CHAT_ERR_INVALID_REQUEST;
+		return fail(req, err, "NUL characters are not allowed");
 	}
 	req->root = cJSON_ParseWithLength(payload, len);
 	if (req->root == NULL) {
@@ -466,6 +474,14 @@ static enum chat_err dispatch(struct request *req, const char *payload, size_t l
 		if (sender != NULL && strcmp(sender->valuestring, user->id) != 0) {
 			return fail(req, CHAT_ERR_SENDER_MISMATCH,
 				"field 'sender' is not the userid of this connection");
+		}
+		const cJSON *username = field(req->root, "username");
+		if (username != NULL && !cJSON_IsString(username)) {
+			return fail(req, CHAT_ERR_INVALID_REQUEST, "field 'username' must be a string");
+		}
+		if (username != NULL && strcmp(username->valuestring, user->username) != 0) {
+			return fail(req, CHAT_ERR_USERNAME_MISMATCH,
+				"field 'username' is not the username of this connection");
 		}
 		/* Any request from a persistent session that reconnected resumes its user. */
 		if (user->presence != PRESENCE_ONLINE) {

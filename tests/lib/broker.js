@@ -56,6 +56,7 @@ function canConnect(port) {
  *   extraConfig: lines appended to the configuration (acl_file, password_file, ...)
  *   dir:         reuse this folder (and its persistence file) instead of a new one
  *   persistence: true turns on mosquitto's own persistence in the folder
+ *   configOverride: start this configuration file instead (with port/wsPort/dir saying where it listens)
  */
 export async function startBroker(opts = {}) {
   const dir = opts.dir || mkdtempSync(path.join(os.tmpdir(), 'chat-broker-'));
@@ -87,8 +88,9 @@ export async function startBroker(opts = {}) {
     }
   }
   if (opts.extraConfig) lines.push(opts.extraConfig);
-  const configPath = path.join(dir, 'mosquitto.conf');
-  writeFileSync(configPath, lines.join('\n') + '\n');
+  // A test of a configuration file of its own (e.g. mosquitto.conf.example) passes its path.
+  const configPath = opts.configOverride || path.join(dir, 'mosquitto.conf');
+  if (!opts.configOverride) writeFileSync(configPath, lines.join('\n') + '\n');
 
   const broker = await launch({ dir, port, wsPort, configPath, opts });
   return broker;

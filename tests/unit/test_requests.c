@@ -78,7 +78,10 @@ static void test_malformed(void)
 	CHECK_STR("invalid_request", error_of("a"));
 	fake_clear(&fb);
 	req(chat, "a", "chat/msg/20", "{\"message\":\"a\\u0000b\"}");
-	CHECK_STR("invalid_request", error_of("a"));
+	CHECK_STR("invalid_message", error_of("a"));
+	fake_clear(&fb);
+	req(chat, "c", "chat/login", "{\"username\":\"a\\u0000b\"}");
+	CHECK_STR("invalid_username", error_of("c"));
 	fake_clear(&fb);
 
 	/* Nesting deeper than cJSON's limit is refused, not recursed into. */
@@ -246,7 +249,10 @@ static void test_logout_and_directory(void)
 	chat_on_tick(chat, 100);
 	CHECK_INT(0, fb.count);
 
-	req(chat, "b", "chat/logout", "{}");
+	req(chat, "b", "chat/logout", "{\"username\":\"alice\"}");
+	CHECK_STR("username_mismatch", error_of("b"));
+	fake_clear(&fb);
+	req(chat, "b", "chat/logout", "{\"username\":\"bob\"}");
 	CHECK_INT(0, fb.count);
 	chat_on_tick(chat, 200);
 	CHECK_STR("{\"person\":{\"10\":{\"10\":\"alice\"}},\"group\":{\"11\":{\"10\":\"alice\"}}}",
