@@ -97,7 +97,13 @@ export async function startBroker(opts = {}) {
 }
 
 async function launch({ dir, port, wsPort, configPath, opts }) {
-  const prefix = opts.wrapper || [];
+  // CHAT_VALGRIND=1 runs every broker with the plugin under valgrind's memcheck; stop() then
+  // fails if valgrind found an error or a leak (a graceful stop frees everything).
+  const valgrind = process.env.CHAT_VALGRIND === '1' && opts.plugin !== false && !opts.wrapper;
+  const prefix = opts.wrapper || (valgrind ? [
+    'valgrind', '--error-exitcode=99', '--leak-check=full', '--show-leak-kinds=definite,indirect',
+    '--errors-for-leak-kinds=definite,indirect', '--track-origins=yes', '--num-callers=30',
+  ] : []);
   const argv = [...prefix, MOSQUITTO, '-c', configPath];
   const child = spawn(argv[0], argv.slice(1), { stdio: ['ignore', 'ignore', 'pipe'] });
   running.add(child);
@@ -113,7 +119,7 @@ async function launch({ dir, port, wsPort, configPath, opts }) {
     });
   });
 
-  const deadline = Date.now() + (opts.startTimeoutMs || 20000);
+  const deadline = Date.now() + (opts.startTimeoutMs || (valgrind ? 60000 : 20000));
   for (;;) {
     if (exited) {
       throw new Error(`mosquitto exited during start-up (${JSON.stringify(exited)}); its log:\n${log}`);
@@ -139,7 +145,11 @@ async function launch({ dir, port, wsPort, configPath, opts }) {
     /** Stops the broker with the given signal and resolves with its exit status. */
     async stop(signal = 'SIGTERM') {
       if (!exited) child.kill(signal);
-      return exitPromise;
+      const status = await exitPromise;
+      if (valgrind && signal === 'SIGTERM' && status.code !== 0) {
+        throw new Error(`valgrind reports errors or leaks in the broker (exit ${status.code}):\n${log}`);
+      }
+      return status;
     },
     /** Starts the same configuration again (same ports and folder), e.g. after a restart. */
     async restart(signal = 'SIGTERM') {
