@@ -114,7 +114,7 @@ void chat_on_tick(struct chat *chat, int64_t now_ms)
 		expire(chat, now_ms);
 		chat->next_expiry_scan = now_ms + EXPIRY_SCAN_INTERVAL_MS;
 	}
-	directory_flush(chat);
+	directory_flush(chat, now_ms);
 }
 
 void chat_get_stats(const struct chat *chat, struct chat_stats *out)

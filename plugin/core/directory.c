@@ -58,7 +58,10 @@ static void publish_entity(struct chat *chat, const char *id)
 	}
 }
 
-void directory_flush(struct chat *chat)
+/* The longest wait between two snapshots, however large the chat. */
+#define CONTACTS_MAX_INTERVAL_MS 2000
+
+void directory_flush(struct chat *chat, int64_t now_ms)
 {
 	struct dirty_id *dirty, *tmp;
 	HASH_ITER(hh, chat->dirty, dirty, tmp) {
@@ -66,7 +69,7 @@ void directory_flush(struct chat *chat)
 		HASH_DEL(chat->dirty, dirty);
 		free(dirty);
 	}
-	if (!chat->contacts_dirty) {
+	if (!chat->contacts_dirty || now_ms < chat->next_contacts_at) {
 		return;
 	}
 	cJSON *doc = codec_contacts(chat);
@@ -77,6 +80,8 @@ void directory_flush(struct chat *chat)
 	}
 	cJSON_Delete(doc);
 	chat->contacts_dirty = false;
+	int64_t wait = (int64_t)(HASH_CNT(hh_id, chat->users_by_id) / 10);
+	chat->next_contacts_at = now_ms + (wait < CONTACTS_MAX_INTERVAL_MS ? wait : CONTACTS_MAX_INTERVAL_MS);
 }
 
 void directory_clear(struct chat *chat)

@@ -88,6 +88,7 @@ struct chat {
 	struct chat_group *groups;
 	struct dirty_id *dirty;       /* users and groups to republish */
 	bool contacts_dirty;
+	int64_t next_contacts_at;     /* monotonic ms before which no snapshot goes out */
 	bool started;                 /* the first tick has run */
 	uint64_t next_user;           /* user ids are next_user * 10 */
 	uint64_t next_group;          /* group ids are next_group * 10 + 1 */

@@ -15,7 +15,7 @@
 
 #include "chat.h"
 
-#define FAKE_MAX 256
+#define FAKE_MAX 4096
 
 struct fake_publish {
 	char clientid[160];

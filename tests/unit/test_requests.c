@@ -383,6 +383,33 @@ static void test_bad_clientid(void)
 	chat_free(chat);
 }
 
+static void test_snapshot_throttle(void)
+{
+	struct chat *chat = fake_chat(&fb, NULL);
+	char clientid[16], login[64];
+	for (int i = 0; i < 2000; i++) {
+		snprintf(clientid, sizeof clientid, "u%d", i);
+		snprintf(login, sizeof login, "{\"username\":\"user%d\"}", i);
+		req(chat, clientid, "chat/login", login);
+		fake_clear(&fb);
+	}
+	/* The first snapshot goes out at once; with 2000 users the next waits 200 ms. */
+	chat_on_tick(chat, 1000);
+	CHECK_INT(1, fake_count(&fb, "chat/contacts"));
+	fake_clear(&fb);
+	req(chat, "late", "chat/login", "{\"username\":\"late\"}");
+	fake_clear(&fb);
+	chat_on_tick(chat, 1100);
+	CHECK_INT(0, fake_count(&fb, "chat/contacts"));
+	CHECK_INT(1, fake_count(&fb, "chat/users/20010")); /* per-entity topics do not wait */
+	fake_clear(&fb);
+	chat_on_tick(chat, 1200);
+	CHECK_INT(1, fake_count(&fb, "chat/contacts"));
+	CHECK(strstr(fake_find(&fb, "chat/contacts")->payload, "\"late\"") != NULL);
+	fake_clear(&fb);
+	chat_free(chat);
+}
+
 int main(void)
 {
 	test_login();
@@ -393,5 +420,6 @@ int main(void)
 	test_sessions();
 	test_takeover_login();
 	test_bad_clientid();
+	test_snapshot_throttle();
 	return check_finish("test_requests");
 }
