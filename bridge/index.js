@@ -1,0 +1,569 @@
+/**
+ * mosquitto-chat bridge: socket.io-client's surface, spoken over MQTT.
+ *
+ * `io(url, opts)` returns a ChatSocket that behaves like a Socket.IO client socket talking to the
+ * seed's chat server, while underneath it is one MQTT.js connection to a Mosquitto broker that
+ * runs the chat plugin (see DESIGN.md sections 3, 4 and 6):
+ *
+ *   emit('login' | 'logout' | 'message' | 'create_group' | 'join_group' | 'leave_group', data)
+ *       publishes the matching request (chat/login, chat/msg/<receiver>, chat/group/create, ...);
+ *   'login-response', 'message', 'new_group', 'error'
+ *       arrive from the connection's inbox chat/inbox/<clientId>/<event>;
+ *   'contact'  arrives from the retained seed-format snapshot chat/contacts;
+ *   'user'     (an addition to the seed) arrives from chat/users/<userid>: {userid, username,
+ *              online}, or {userid, removed: true} when the user is gone;
+ *   'connect', 'disconnect' (with a reason), 'connect_error' as in socket.io-client, and on
+ *   `socket.io` (the "manager") 'reconnect_attempt' and 'reconnect'.
+ *
+ * What is always true of a socket:
+ *  - Its client id (`socket.id`) is stable for the life of a browser tab: it is kept in
+ *    sessionStorage, so a reloaded page resumes the same MQTT session; a duplicated tab (which
+ *    inherits a copy of that storage) notices and takes a new one.
+ *  - The session is persistent (MQTT 5 clean start false with a session expiry, or MQTT 3.1.1
+ *    clean session false) and the inbox is subscribed at QoS 1, so deliveries made while the
+ *    connection is down are queued by the broker and arrive after it comes back.
+ *  - Requests are published only once the inbox subscription is in place, and after a reconnect
+ *    only once the user is logged in again (the bridge repeats the last successful login by
+ *    itself); emits made meanwhile are buffered and sent in order.
+ *  - A delivered message (by its server-assigned `id` and `ts`) reaches the tab at most once,
+ *    even if the broker redelivers it after a reconnect or a reload.
+ *
+ * MQTT.js comes from `opts.mqtt` if given, otherwise from `import('mqtt')`: Node resolves it in
+ * node_modules, a page through its import map. This file imports nothing else, so a page can
+ * load it under any name.
+ */
+
+const INBOX_EVENTS = new Set(['login-response', 'message', 'new_group', 'error']);
+const RESERVED_EVENTS = new Set([
+  'connect', 'connect_error', 'disconnect', 'disconnecting', 'newListener', 'removeListener',
+]);
+const REQUEST_TOPICS = {
+  login: 'chat/login',
+  logout: 'chat/logout',
+  create_group: 'chat/group/create',
+  join_group: 'chat/group/join',
+  leave_group: 'chat/group/leave',
+};
+const CLIENT_ID_KEY = 'mosquitto-chat.clientId';
+// MQTT 5 reason code of a DISCONNECT sent because another connection took over the client id.
+const SESSION_TAKEN_OVER = 0x8e;
+const SEEN_KEY = 'mosquitto-chat.seen';
+// How many delivered messages are remembered to drop redeliveries: in memory, and in the tab's
+// storage for the next page after a reload (a message received just before the page went away
+// may be redelivered, because its acknowledgement did not reach the broker).
+const SEEN_KEPT = 5000;
+const SEEN_STORED = 300;
+// If the plugin never answers the automatic re-login, buffered emits go out after this long
+// anyway, so the page is not stuck; the plugin then answers them itself.
+const RELOGIN_TIMEOUT_MS = 10000;
+
+/** A minimal event emitter with socket.io-client's method names. */
+class Emitter {
+  #listeners = new Map();
+
+  on(event, fn) {
+    if (!this.#listeners.has(event)) this.#listeners.set(event, []);
+    this.#listeners.get(event).push(fn);
+    return this;
+  }
+
+  once(event, fn) {
+    const wrapper = (...args) => {
+      this.off(event, wrapper);
+      fn.apply(this, args);
+    };
+    wrapper.listener = fn;
+    return this.on(event, wrapper);
+  }
+
+  /** off() removes every listener, off(event) every listener of one event. */
+  off(event, fn) {
+    if (event === undefined) {
+      this.#listeners.clear();
+    } else if (fn === undefined) {
+      this.#listeners.delete(event);
+    } else {
+      const list = (this.#listeners.get(event) || []).filter((l) => l !== fn && l.listener !== fn);
+      if (list.length) this.#listeners.set(event, list);
+      else this.#listeners.delete(event);
+    }
+    return this;
+  }
+
+  removeListener(event, fn) { return this.off(event, fn); }
+
+  removeAllListeners(event) { return this.off(event); }
+
+  listeners(event) { return [...(this.#listeners.get(event) || [])]; }
+
+  hasListeners(event) { return (this.#listeners.get(event) || []).length > 0; }
+
+  /** Calls the listeners of `event`; a throwing listener does not stop the others. */
+  emitLocal(event, ...args) {
+    for (const fn of this.listeners(event)) {
+      try {
+        fn.apply(this, args);
+      } catch (err) {
+        setTimeout(() => { throw err; });
+      }
+    }
+    return this;
+  }
+}
+
+/** socket.io-client's `socket.io`: here only the carrier of reconnection events. */
+class Manager extends Emitter {
+  emit(event, ...args) { return this.emitLocal(event, ...args); }
+}
+
+function randomClientId() {
+  const bytes = new Uint8Array(12);
+  globalThis.crypto.getRandomValues(bytes);
+  return 'web-' + Array.from(bytes, (b) => (b % 36).toString(36)).join('');
+}
+
+/** The client id of this tab: kept in `storage` so a reload resumes the same MQTT session. */
+function stableClientId(storage) {
+  try {
+    const kept = storage && storage.getItem(CLIENT_ID_KEY);
+    if (kept) return kept;
+    const id = randomClientId();
+    if (storage) storage.setItem(CLIENT_ID_KEY, id);
+    return id;
+  } catch {
+    // Storage can be unavailable (privacy settings, sandboxed frames): the session then lasts
+    // as long as the page.
+    return randomClientId();
+  }
+}
+
+function defaultStorage() {
+  try {
+    return globalThis.sessionStorage;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * The broker's WebSocket URL for io()'s argument: nothing means the page's own host and port
+ * (Mosquitto serves the page and MQTT on one listener); http(s) becomes ws(s).
+ */
+export function brokerUrl(url) {
+  const loc = globalThis.location;
+  if (url === undefined || url === null || url === '') {
+    if (!loc || !loc.host) throw new TypeError('io(): give the broker URL when not in a browser page');
+    url = `${loc.protocol === 'https:' ? 'wss:' : 'ws:'}//${loc.host}`;
+  }
+  const parsed = new URL(url, loc && loc.href ? loc.href : undefined);
+  if (parsed.protocol === 'http:') parsed.protocol = 'ws:';
+  else if (parsed.protocol === 'https:') parsed.protocol = 'wss:';
+  if (parsed.protocol !== 'ws:' && parsed.protocol !== 'wss:') {
+    throw new TypeError(`io(): expected a ws:, wss:, http: or https: URL, got ${url}`);
+  }
+  // Mosquitto ignores the path of a WebSocket upgrade; "/mqtt" is the customary one.
+  if (parsed.pathname === '/' || parsed.pathname === '') parsed.pathname = '/mqtt';
+  return parsed.href;
+}
+
+/** A chat room id that can be one MQTT topic level in a PUBLISH (no wildcards, no NUL). */
+function roomLevel(receiver) {
+  if (typeof receiver === 'number' && Number.isFinite(receiver)) receiver = String(receiver);
+  if (typeof receiver !== 'string') return null;
+  if (/[+#\u0000]/.test(receiver)) return null;
+  return receiver;
+}
+
+/**
+ * Turns one emit into { topic, payload } or { error, detail } when no request can be formed.
+ * Content is the plugin's to judge: the bridge refuses only what cannot be published at all.
+ */
+function toRequest(event, data) {
+  if (event === 'message') {
+    if (data === null || typeof data !== 'object' || Array.isArray(data)) {
+      return { error: 'invalid_request', detail: 'message expects an object {receiver, message}' };
+    }
+    const room = roomLevel(data.receiver);
+    if (room === null) {
+      return { error: 'unknown_room', detail: 'receiver must be a userid or groupid' };
+    }
+    const payload = { ...data };
+    if (typeof data.receiver === 'number') payload.receiver = room;
+    return { topic: `chat/msg/${room}`, payload };
+  }
+  const topic = REQUEST_TOPICS[event];
+  if (!topic) return { error: 'invalid_request', detail: `unknown event "${event}"` };
+  let payload = data;
+  if (payload === undefined || payload === null) payload = {};
+  else if (event === 'login' && typeof payload === 'string') payload = { username: payload };
+  else if ((event === 'join_group' || event === 'leave_group')
+           && (typeof payload === 'string' || typeof payload === 'number')) {
+    payload = { groupid: String(payload) };
+  }
+  return { topic, payload };
+}
+
+function parseJson(payload) {
+  const text = typeof payload === 'string' ? payload : new TextDecoder().decode(payload);
+  if (text.length === 0) return undefined;
+  try {
+    return JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * The socket. Fields a page may read: `id` (the MQTT client id), `connected`, `disconnected`,
+ * `io` (reconnection events), `username` / `userid` (the user this connection is logged in as,
+ * or null), and `mqtt` (the MQTT.js client, for diagnostics and tests).
+ */
+export class ChatSocket extends Emitter {
+  id;
+  connected = false;
+  io = new Manager();
+  username = null;
+  userid = null;
+  mqtt = null;
+
+  #url;
+  #opts;
+  #lib = null;
+  #generation = 0;        // counts connections, so a stale async step can tell it is stale
+  #ready = false;         // requests may be published now
+  #buffer = [];           // emits waiting for #ready: { event, request, ack }
+  #autoLogins = 0;        // automatic re-logins whose response has not come yet
+  #reloginTimer = null;
+  #closing = false;       // disconnect() was called
+  #attempts = 0;
+  #storage;
+  #ownId;                 // the id came from the tab's storage, not from the caller
+  #claimed = false;       // this page holds the Web Lock on its id
+  #seen = new Set();
+  #seenOrder = [];
+
+  constructor(url, opts = {}) {
+    super();
+    this.#url = brokerUrl(url);
+    this.#opts = {
+      protocolVersion: 5,
+      sessionExpiryInterval: 86400,
+      reconnection: true,
+      reconnectionDelay: 1000,
+      connectTimeout: 10000,
+      keepalive: 30,
+      autoConnect: true,
+      ...opts,
+    };
+    this.#storage = 'storage' in opts ? opts.storage : defaultStorage();
+    this.#ownId = !opts.clientId;
+    this.id = opts.clientId || stableClientId(this.#storage);
+    this.#loadSeen();
+    if (this.#opts.autoConnect) this.connect();
+  }
+
+  get disconnected() { return !this.connected; }
+
+  get inboxFilter() { return `chat/inbox/${this.id}/#`; }
+
+  /** Opens the connection (again, after disconnect()); io() does it unless autoConnect is false. */
+  connect() {
+    if (this.mqtt) return this;
+    this.#closing = false;
+    this.#start().catch((err) => this.emitLocal('connect_error', err));
+    return this;
+  }
+
+  open() { return this.connect(); }
+
+  /**
+   * Closes the connection for good (no reconnection). Requests already published are delivered
+   * first. The MQTT session and so the chat session stay: emit 'logout' before to end the latter.
+   */
+  disconnect() {
+    this.#closing = true;
+    this.#ready = false;
+    this.#clearRelogin();
+    const client = this.mqtt;
+    this.mqtt = null;
+    if (client) client.end(false);
+    if (this.connected) {
+      this.connected = false;
+      this.emitLocal('disconnect', 'io client disconnect');
+    }
+    return this;
+  }
+
+  close() { return this.disconnect(); }
+
+  /** socket.io-client's send(): emits 'message'. */
+  send(...args) { return this.emit('message', ...args); }
+
+  /**
+   * Sends one of the seed's requests. A function as the last argument is called once the broker
+   * has accepted the request (with null, or an Error), not with the plugin's answer: answers
+   * arrive as events.
+   */
+  emit(event, ...args) {
+    if (RESERVED_EVENTS.has(event)) throw new Error(`"${event}" is a reserved event name`);
+    const ack = typeof args[args.length - 1] === 'function' ? args.pop() : undefined;
+    const request = toRequest(event, args[0]);
+    if (request.error) {
+      const answer = { action: event, error: request.error, detail: request.detail };
+      setTimeout(() => {
+        this.emitLocal('error', answer);
+        if (ack) ack(new Error(request.detail));
+      });
+      return this;
+    }
+    if (event === 'logout') {
+      // No automatic re-login after a reconnect once the page has logged out.
+      this.username = null;
+      this.userid = null;
+    }
+    if (this.#ready) this.#publish(request, ack);
+    else this.#buffer.push({ event, request, ack });
+    return this;
+  }
+
+  async #start() {
+    const generation = ++this.#generation;
+    await this.#claimId();
+    if (!this.#lib) {
+      const lib = this.#opts.mqtt || await import('mqtt');
+      this.#lib = typeof lib.connect === 'function' ? lib : lib.default;
+    }
+    if (generation !== this.#generation || this.#closing) return;
+    const o = this.#opts;
+    const options = {
+      clientId: this.id,
+      clean: false,
+      protocolVersion: o.protocolVersion,
+      reconnectPeriod: o.reconnection ? o.reconnectionDelay : 0,
+      connectTimeout: o.connectTimeout,
+      keepalive: o.keepalive,
+      // The bridge subscribes itself after every CONNACK, in the order it needs.
+      resubscribe: false,
+      ...(o.protocolVersion === 5
+        ? { properties: { sessionExpiryInterval: o.sessionExpiryInterval } } : {}),
+      ...(o.mqttOptions || {}),
+    };
+    const client = this.#lib.connect(this.#url, options);
+    this.mqtt = client;
+    client.on('connect', () => this.#onConnect(client));
+    client.on('message', (topic, payload) => this.#onMessage(topic, payload));
+    client.on('close', () => this.#onClose(client));
+    client.on('reconnect', () => {
+      this.#attempts += 1;
+      this.io.emit('reconnect_attempt', this.#attempts);
+    });
+    client.on('error', (err) => {
+      if (!this.connected) this.emitLocal('connect_error', err);
+    });
+    client.on('disconnect', (packet) => {
+      if (packet && packet.reasonCode === SESSION_TAKEN_OVER) {
+        // Another tab or device took over this client id; fighting back would make both
+        // reconnect forever.
+        this.#closing = true;
+        this.mqtt = null;
+        client.end(true);
+        this.#ready = false;
+        if (this.connected) {
+          this.connected = false;
+          this.emitLocal('disconnect', 'session taken over');
+        }
+      }
+    });
+  }
+
+  /**
+   * Makes sure no other tab of this browser uses the client id. A duplicated tab starts with a
+   * copy of the original's sessionStorage, and so with its client id; two connections with one
+   * client id take the session from each other at every reconnect (Mosquitto 2.0.11 just closes
+   * the older connection, without a DISCONNECT that would tell it why). Each page holds a Web
+   * Lock named after its id for as long as it lives; a page that finds the lock taken picks a
+   * new id. Without Web Locks (Node, old browsers) there is nothing to check.
+   */
+  async #claimId() {
+    const locks = globalThis.navigator && globalThis.navigator.locks;
+    if (!this.#ownId || !locks || this.#claimed) return;
+    for (;;) {
+      const got = await new Promise((resolve) => {
+        locks.request(`mosquitto-chat:${this.id}`, { ifAvailable: true }, (lock) => {
+          resolve(lock !== null);
+          // Held until the page goes away.
+          return lock !== null ? new Promise(() => {}) : undefined;
+        }).catch(() => resolve(true));
+      });
+      if (got) break;
+      this.id = randomClientId();
+      try {
+        if (this.#storage) {
+          this.#storage.setItem(CLIENT_ID_KEY, this.id);
+          this.#storage.removeItem(SEEN_KEY);
+        }
+      } catch {
+        // Without storage the new id lasts as long as the page.
+      }
+    }
+    this.#claimed = true;
+  }
+
+  async #onConnect(client) {
+    if (client !== this.mqtt) return;
+    const generation = ++this.#generation;
+    const subscriptions = {
+      [this.inboxFilter]: { qos: 1 },
+      // Retained snapshots: re-sent on every subscribe, so they need no queueing.
+      'chat/contacts': { qos: 0 },
+      'chat/users/+': { qos: 0 },
+    };
+    let granted;
+    try {
+      granted = await client.subscribeAsync(subscriptions);
+    } catch (err) {
+      if (generation === this.#generation) this.emitLocal('connect_error', err);
+      return;
+    }
+    if (generation !== this.#generation || client !== this.mqtt) return;
+    const refused = granted.filter((g) => g.qos >= 0x80).map((g) => g.topic);
+    if (refused.length) {
+      this.emitLocal('connect_error', new Error(`subscription refused: ${refused.join(', ')}`));
+    }
+    const reconnected = this.#attempts > 0;
+    this.connected = true;
+    this.emitLocal('connect');
+    if (reconnected) {
+      this.io.emit('reconnect', this.#attempts);
+      this.#attempts = 0;
+    }
+    if (this.username !== null) {
+      // Resume the chat session: the same username from the same client id is the same user.
+      this.#autoLogins += 1;
+      this.#publish(toRequest('login', { username: this.username }));
+      this.#reloginTimer = setTimeout(() => this.#open(generation), RELOGIN_TIMEOUT_MS);
+    } else {
+      this.#open(generation);
+    }
+  }
+
+  #open(generation) {
+    this.#clearRelogin();
+    if (generation !== this.#generation || !this.connected) return;
+    this.#ready = true;
+    const pending = this.#buffer;
+    this.#buffer = [];
+    for (const { request, ack } of pending) this.#publish(request, ack);
+  }
+
+  #clearRelogin() {
+    if (this.#reloginTimer) clearTimeout(this.#reloginTimer);
+    this.#reloginTimer = null;
+  }
+
+  #onClose(client) {
+    if (client !== this.mqtt && this.mqtt !== null) return;
+    this.#generation += 1;
+    this.#ready = false;
+    this.#autoLogins = 0;
+    this.#clearRelogin();
+    if (this.connected) {
+      this.connected = false;
+      this.emitLocal('disconnect', this.#closing ? 'io client disconnect' : 'transport close');
+    }
+  }
+
+  #publish({ topic, payload }, ack) {
+    const client = this.mqtt;
+    if (!client) {
+      if (ack) ack(new Error('not connected'));
+      return;
+    }
+    client.publish(topic, JSON.stringify(payload), { qos: 1 }, (err) => {
+      if (ack) ack(err || null);
+    });
+  }
+
+  #onMessage(topic, payload) {
+    const inbox = `chat/inbox/${this.id}/`;
+    if (topic.startsWith(inbox)) {
+      const event = topic.slice(inbox.length);
+      const data = parseJson(payload);
+      if (data === null || typeof data !== 'object' || !INBOX_EVENTS.has(event)) return;
+      if (event === 'message' && !this.#firstSight(data)) return;
+      if (event === 'login-response' && !this.#onLoginResponse(data)) return;
+      this.emitLocal(event, data);
+    } else if (topic === 'chat/contacts') {
+      const data = parseJson(payload);
+      if (data !== null && typeof data === 'object') this.emitLocal('contact', data);
+    } else if (topic.startsWith('chat/users/')) {
+      const userid = topic.slice('chat/users/'.length);
+      const data = parseJson(payload);
+      if (data === undefined) this.emitLocal('user', { userid, removed: true });
+      else if (data !== null && typeof data === 'object') this.emitLocal('user', data);
+    }
+  }
+
+  /** Records a login's outcome; false when the page need not hear of it (a resumed session). */
+  #onLoginResponse(data) {
+    const automatic = this.#autoLogins > 0;
+    if (automatic) this.#autoLogins -= 1;
+    let unchanged = false;
+    if (data.result === 'success') {
+      unchanged = data.userid === this.userid && data.username === this.username;
+      this.userid = data.userid;
+      this.username = data.username;
+    }
+    if (automatic) this.#open(this.#generation);
+    return !(automatic && unchanged);
+  }
+
+  /**
+   * True the first time a message is seen. A redelivery carries the same id and ts; the ts
+   * keeps a broker restart that starts its ids again from dropping new messages.
+   */
+  #firstSight(message) {
+    if (message.id === undefined || message.id === null) return true;
+    const key = `${message.id}@${message.ts}`;
+    if (this.#seen.has(key)) return false;
+    this.#seen.add(key);
+    this.#seenOrder.push(key);
+    if (this.#seenOrder.length > SEEN_KEPT) this.#seen.delete(this.#seenOrder.shift());
+    this.#saveSeen();
+    return true;
+  }
+
+  #loadSeen() {
+    try {
+      const kept = JSON.parse((this.#storage && this.#storage.getItem(SEEN_KEY)) || '[]');
+      if (!Array.isArray(kept)) return;
+      for (const key of kept) {
+        this.#seen.add(String(key));
+        this.#seenOrder.push(String(key));
+      }
+    } catch {
+      // A damaged record only costs the protection against redeliveries after a reload.
+    }
+  }
+
+  #saveSeen() {
+    try {
+      if (this.#storage) {
+        this.#storage.setItem(SEEN_KEY, JSON.stringify(this.#seenOrder.slice(-SEEN_STORED)));
+      }
+    } catch {
+      // Full or unavailable storage: redeliveries after a reload are then not recognised.
+    }
+  }
+}
+
+/** socket.io-client's entry point: `io(url, opts)` connects and returns the socket. */
+export function io(url, opts) {
+  if (url !== null && typeof url === 'object' && opts === undefined) {
+    return new ChatSocket(undefined, url);
+  }
+  return new ChatSocket(url, opts);
+}
+
+export default io;
+export { io as connect };

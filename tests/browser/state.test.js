@@ -1,0 +1,74 @@
+// The web client's state module on its own, in Node (it touches no DOM): the rules the page
+// relies on for rooms, unread counts, duplicates and reloads.
+//
+//   node --test tests/browser/state.test.js
+
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { reduce, initialState, createStore, people, groups, conversation } from '../../web/state.js';
+
+function loggedIn() {
+  let s = initialState();
+  s = reduce(s, { type: 'login-requested', username: 'alice' });
+  s = reduce(s, { type: 'login-response', response: { result: 'success', userid: '10', username: 'alice' } });
+  s = reduce(s, { type: 'contact', contact: { person: { 10: { 10: 'alice' }, 20: { 20: 'bob' } }, group: { 21: { 10: 'alice', 20: 'bob' } } } });
+  return s;
+}
+
+test('a direct message files under the sender, a group message under the group', () => {
+  let s = loggedIn();
+  s = reduce(s, { type: 'message', message: { sender: '20', receiver: '10', message: 'hi', id: '1', ts: 5 } });
+  s = reduce(s, { type: 'message', message: { sender: '20', receiver: '21', message: 'all', id: '2', ts: 6 } });
+  assert.deepEqual(s.conversations['20'].map((m) => [m.senderName, m.text]), [['bob', 'hi']]);
+  assert.deepEqual(s.conversations['21'].map((m) => m.text), ['all']);
+  assert.deepEqual(s.unread, { 20: 1, 21: 1 });
+});
+
+test('a redelivered message is shown once; the open room collects no unread count', () => {
+  let s = reduce(loggedIn(), { type: 'open', room: '20' });
+  const m = { sender: '20', receiver: '10', message: 'hi', id: '7', ts: 9 };
+  s = reduce(s, { type: 'message', message: m });
+  s = reduce(s, { type: 'message', message: { ...m } });
+  assert.equal(s.conversations['20'].length, 1);
+  assert.deepEqual(s.unread, {});
+});
+
+test('people: online first, me excluded, removed users gone', () => {
+  let s = loggedIn();
+  s = reduce(s, { type: 'user', user: { userid: '20', username: 'bob', online: false } });
+  s = reduce(s, { type: 'user', user: { userid: '30', username: 'carol', online: true } });
+  assert.deepEqual(people(s).map((p) => [p.username, p.online]), [['carol', true], ['bob', false]]);
+  s = reduce(s, { type: 'user', user: { userid: '20', removed: true } });
+  assert.deepEqual(people(s).map((p) => p.username), ['carol']);
+  assert.deepEqual(groups(s).map((g) => [g.title, g.member]), [['bob, you', true]]);
+});
+
+test('a failed login shows the reason; a failed resume returns to the login form', () => {
+  let s = reduce(initialState(), { type: 'login-requested', username: 'bob' });
+  s = reduce(s, { type: 'login-response', response: { result: 'username_taken' } });
+  assert.equal(s.me, null);
+  assert.match(s.login.error, /already taken/);
+  s = reduce(loggedIn(), { type: 'message', message: { sender: '20', receiver: '10', message: 'hi', id: '1', ts: 5 } });
+  s = reduce(s, { type: 'login-response', response: { result: 'username_taken' } });
+  assert.equal(s.me, null);
+  assert.deepEqual(s.conversations, {}, 'the next user does not see the previous one\'s messages');
+  assert.match(s.login.error, /already taken/);
+});
+
+test('the store keeps the conversation over a reload; unsent messages then show as not sent', () => {
+  const items = new Map();
+  const storage = { getItem: (k) => items.get(k) ?? null, setItem: (k, v) => items.set(k, v), removeItem: (k) => items.delete(k) };
+  const store = createStore(storage);
+  store.dispatch({ type: 'login-response', response: { result: 'success', userid: '10', username: 'alice' } });
+  store.dispatch({ type: 'open', room: '20' });
+  store.dispatch({ type: 'sent', room: '20', text: 'acked', ts: 1, key: 'a' });
+  store.dispatch({ type: 'acked', room: '20', key: 'a', ok: true });
+  store.dispatch({ type: 'sent', room: '20', text: 'in flight', ts: 2, key: 'b' });
+  const again = createStore(storage).state;
+  assert.deepEqual(again.me, { userid: '10', username: 'alice' });
+  assert.equal(again.active, '20');
+  assert.deepEqual(conversation(again).messages.map((m) => [m.text, Boolean(m.pending), Boolean(m.failed)]),
+    [['acked', false, false], ['in flight', false, true]]);
+  createStore(storage).dispatch({ type: 'logged-out' });
+  assert.equal(createStore(storage).state.me, null, 'logging out forgets the conversation');
+});
