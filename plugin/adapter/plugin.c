@@ -132,8 +132,13 @@ static int plugin__on_message(int event, void *event_data, void *userdata)
 	 * client's error topic, internal failures were logged, and any other code would disconnect
 	 * the publisher.
 	 */
-	(void)chat_on_publish(userdata, mosquitto_client_id(ev->client), ev->topic, ev->payload,
-		ev->payloadlen, monotonic_ms());
+	struct chat_conn conn = {
+		.clientid = mosquitto_client_id(ev->client),
+		.username = mosquitto_client_username(ev->client),
+		.clean = mosquitto_client_clean_session(ev->client),
+	};
+	(void)chat_on_publish(userdata, &conn, ev->topic, ev->payload, ev->payloadlen,
+		monotonic_ms());
 	return MOSQ_ERR_SUCCESS;
 }
 
@@ -229,6 +234,12 @@ CHAT_EXPORT int mosquitto_plugin_init(mosquitto_plugin_id_t *identifier, void **
 		return MOSQ_ERR_NOMEM;
 	}
 
+	if (chat_state_load(chat, monotonic_ms()) != CHAT_OK) {
+		mosquitto_log_printf(MOSQ_LOG_ERR, "chat: Error: out of memory restoring the state file");
+		chat_free(chat);
+		return MOSQ_ERR_NOMEM;
+	}
+
 	plugin_id = identifier;
 	for (registered = 0; registered < CALLBACK_COUNT; registered++) {
 		int rc = mosquitto_callback_register(plugin_id, callbacks[registered].event,
@@ -257,6 +268,8 @@ CHAT_EXPORT int mosquitto_plugin_cleanup(void *userdata, struct mosquitto_opt *o
 	(void)options;
 	(void)option_count;
 	unregister_callbacks(CALLBACK_COUNT);
+	/* A graceful stop loses nothing: the state as it is now. */
+	(void)chat_state_save(userdata);
 	chat_free(userdata);
 	return MOSQ_ERR_SUCCESS;
 }

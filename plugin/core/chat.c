@@ -7,6 +7,7 @@
 
 #include "chat.h"
 #include "directory.h"
+#include "persist.h"
 #include "state.h"
 
 /* Offline users and idle sessions are looked at once a second, not on every tick. */
@@ -115,6 +116,7 @@ void chat_on_tick(struct chat *chat, int64_t now_ms)
 		chat->next_expiry_scan = now_ms + EXPIRY_SCAN_INTERVAL_MS;
 	}
 	directory_flush(chat, now_ms);
+	persist_tick(chat, now_ms);
 }
 
 void chat_get_stats(const struct chat *chat, struct chat_stats *out)

@@ -81,12 +81,18 @@ void chat_free(struct chat *chat);
 /* True when `topic` is under chat/ and therefore the core's to handle or to guard. */
 bool chat_topic_is_chat(const char *topic);
 
+/* What the broker knows of the connection behind a publish; every field is borrowed. */
+struct chat_conn {
+	const char *clientid; /* NULL: a connection without a client id (ignored) */
+	const char *username; /* the MQTT username it connected with, or NULL */
+	bool clean;           /* its clean-session (3.1.1) or clean-start (5) flag */
+};
+
 /*
- * Handles one publish on a chat/ topic from `clientid` (NULL is ignored). `now_ms` is a
- * monotonic clock. User mistakes are answered to the client and return CHAT_OK; only a failure
- * to answer at all returns an error.
+ * Handles one publish on a chat/ topic. `now_ms` is a monotonic clock. User mistakes are
+ * answered to the client and return CHAT_OK; only a failure to answer at all returns an error.
  */
-enum chat_err chat_on_publish(struct chat *chat, const char *clientid, const char *topic,
+enum chat_err chat_on_publish(struct chat *chat, const struct chat_conn *conn, const char *topic,
 	const void *payload, size_t len, int64_t now_ms);
 
 /*
@@ -102,6 +108,16 @@ void chat_on_disconnect(struct chat *chat, const char *clientid, bool clean, int
 
 /* The broker's loop ticked: expire offline users and publish pending directory changes. */
 void chat_on_tick(struct chat *chat, int64_t now_ms);
+
+/*
+ * Restores the state file named by the configuration (if any) into a new core; call once, right
+ * after chat_new. A missing, unreadable or corrupt file is logged and the chat starts empty (an
+ * unusable file is moved aside, never overwritten). Returns CHAT_OK unless out of memory.
+ */
+enum chat_err chat_state_load(struct chat *chat, int64_t now_ms);
+
+/* Writes the state file now (e.g. at shutdown) if there is one. CHAT_ERR_INTERNAL: not written. */
+enum chat_err chat_state_save(struct chat *chat);
 
 /* Counts for logging and tests. */
 struct chat_stats {

@@ -3,16 +3,57 @@
 #include <ctype.h>
 #include <errno.h>
 #include <inttypes.h>
-#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+/* Every integer option: its field, its range and what its unit is called in messages. */
+static const struct int_option {
+	const char *key;
+	size_t offset;
+	int64_t min;
+	int64_t max;
+	int64_t def;
+	const char *unit;
+} int_options[] = {
+	{ "max_message_bytes", offsetof(struct chat_config, max_message_bytes), 1, 1048576, 8192,
+		"bytes" },
+	{ "offline_expiry", offsetof(struct chat_config, offline_expiry_s), 0, 315360000, 86400,
+		"seconds (0 = never)" },
+	{ "reconnect_grace", offsetof(struct chat_config, reconnect_grace_s), 1, 86400, 60,
+		"seconds" },
+	{ "max_groups_per_user", offsetof(struct chat_config, max_groups_per_user), 0, 1000000, 500,
+		"groups (0 = no limit)" },
+	{ "max_group_members", offsetof(struct chat_config, max_group_members), 0, 1000000, 1000,
+		"members (0 = no limit)" },
+	{ "request_rate", offsetof(struct chat_config, request_rate), 0, 1000000, 20,
+		"requests per second (0 = no limit)" },
+	{ "request_burst", offsetof(struct chat_config, request_burst), 1, 1000000, 100,
+		"requests" },
+	{ "offline_queue", offsetof(struct chat_config, offline_queue), 0, 100000000, 1000,
+		"messages (0 = no limit)" },
+};
+#define INT_OPTION_COUNT (sizeof int_options / sizeof int_options[0])
+
+static int64_t *int_field(struct chat_config *config, const struct int_option *opt)
+{
+	return (int64_t *)(void *)((char *)config + opt->offset);
+}
+
+static int64_t int_value(const struct chat_config *config, const struct int_option *opt)
+{
+	int64_t v;
+	memcpy(&v, (const char *)config + opt->offset, sizeof v);
+	return v;
+}
+
 void chat_config_defaults(struct chat_config *config)
 {
-	config->max_message_bytes = 8192;
-	config->offline_expiry_s = 86400;
-	config->reconnect_grace_s = 60;
+	memset(config, 0, sizeof *config);
+	for (size_t i = 0; i < INT_OPTION_COUNT; i++) {
+		*int_field(config, &int_options[i]) = int_options[i].def;
+	}
+	config->bind_mqtt_username = false;
 	config->outside_chat = CHAT_OUTSIDE_ALLOW;
 }
 
@@ -36,7 +77,7 @@ static bool trimmed(const char *value, char *out, size_t out_len)
 
 static bool parse_integer(const char *text, int64_t min, int64_t max, int64_t *out)
 {
-	if (*text == '\0' || !(isdigit((unsigned char)*text))) {
+	if (!isdigit((unsigned char)*text)) {
 		return false;
 	}
 	errno = 0;
@@ -52,39 +93,29 @@ static bool parse_integer(const char *text, int64_t min, int64_t max, int64_t *o
 enum chat_err chat_config_set(struct chat_config *config, const char *key, const char *value,
 	char *err, size_t err_len)
 {
-	char text[64];
-	int64_t n = 0;
+	char text[CHAT_PATH_MAX];
 
 	if (value == NULL || !trimmed(value, text, sizeof text)) {
 		snprintf(err, err_len, "plugin_opt_%s: value missing or too long", key);
 		return CHAT_ERR_INVALID_REQUEST;
 	}
-	if (strcmp(key, "max_message_bytes") == 0) {
-		if (!parse_integer(text, 1, 1048576, &n)) {
+	for (size_t i = 0; i < INT_OPTION_COUNT; i++) {
+		const struct int_option *opt = &int_options[i];
+		if (strcmp(key, opt->key) != 0) {
+			continue;
+		}
+		int64_t n = 0;
+		if (!parse_integer(text, opt->min, opt->max, &n)) {
 			snprintf(err, err_len,
-				"plugin_opt_max_message_bytes: '%s' is not an integer from 1 to 1048576",
-				text);
+				"plugin_opt_%s: '%s' is not a whole number from %" PRId64 " to %" PRId64
+				" %s",
+				key, text, opt->min, opt->max, opt->unit);
 			return CHAT_ERR_INVALID_REQUEST;
 		}
-		config->max_message_bytes = (size_t)n;
-	} else if (strcmp(key, "offline_expiry") == 0) {
-		if (!parse_integer(text, 0, 315360000, &n)) {
-			snprintf(err, err_len,
-				"plugin_opt_offline_expiry: '%s' is not a number of seconds from 0 (never) "
-				"to 315360000",
-				text);
-			return CHAT_ERR_INVALID_REQUEST;
-		}
-		config->offline_expiry_s = n;
-	} else if (strcmp(key, "reconnect_grace") == 0) {
-		if (!parse_integer(text, 1, 86400, &n)) {
-			snprintf(err, err_len,
-				"plugin_opt_reconnect_grace: '%s' is not a number of seconds from 1 to 86400",
-				text);
-			return CHAT_ERR_INVALID_REQUEST;
-		}
-		config->reconnect_grace_s = n;
-	} else if (strcmp(key, "outside_chat") == 0) {
+		*int_field(config, opt) = n;
+		return CHAT_OK;
+	}
+	if (strcmp(key, "outside_chat") == 0) {
 		if (strcmp(text, "allow") == 0) {
 			config->outside_chat = CHAT_OUTSIDE_ALLOW;
 		} else if (strcmp(text, "defer") == 0) {
@@ -94,10 +125,26 @@ enum chat_err chat_config_set(struct chat_config *config, const char *key, const
 				text);
 			return CHAT_ERR_INVALID_REQUEST;
 		}
+	} else if (strcmp(key, "bind_mqtt_username") == 0) {
+		if (strcmp(text, "true") == 0) {
+			config->bind_mqtt_username = true;
+		} else if (strcmp(text, "false") == 0) {
+			config->bind_mqtt_username = false;
+		} else {
+			snprintf(err, err_len,
+				"plugin_opt_bind_mqtt_username: '%s' is neither true nor false", text);
+			return CHAT_ERR_INVALID_REQUEST;
+		}
+	} else if (strcmp(key, "state_file") == 0) {
+		if (text[0] != '/') {
+			snprintf(err, err_len, "plugin_opt_state_file: '%s' is not an absolute path",
+				text);
+			return CHAT_ERR_INVALID_REQUEST;
+		}
+		memcpy(config->state_file, text, strlen(text) + 1);
 	} else {
 		snprintf(err, err_len,
-			"plugin_opt_%s: unknown option (known: max_message_bytes, offline_expiry, "
-			"reconnect_grace, outside_chat)",
+			"plugin_opt_%s: unknown option (see README.md, section Options, for the list)",
 			key);
 		return CHAT_ERR_INVALID_REQUEST;
 	}
@@ -106,9 +153,17 @@ enum chat_err chat_config_set(struct chat_config *config, const char *key, const
 
 void chat_config_describe(const struct chat_config *config, char *buf, size_t buf_len)
 {
-	snprintf(buf, buf_len,
-		"max_message_bytes=%zu offline_expiry=%" PRId64 " reconnect_grace=%" PRId64
-		" outside_chat=%s",
-		config->max_message_bytes, config->offline_expiry_s, config->reconnect_grace_s,
-		config->outside_chat == CHAT_OUTSIDE_ALLOW ? "allow" : "defer");
+	size_t used = 0;
+	for (size_t i = 0; i < INT_OPTION_COUNT && used < buf_len; i++) {
+		int64_t v = int_value(config, &int_options[i]);
+		used += (size_t)snprintf(buf + used, buf_len - used, "%s=%" PRId64 " ",
+			int_options[i].key, v);
+	}
+	if (used < buf_len) {
+		snprintf(buf + used, buf_len - used,
+			"bind_mqtt_username=%s outside_chat=%s state_file=%s",
+			config->bind_mqtt_username ? "true" : "false",
+			config->outside_chat == CHAT_OUTSIDE_ALLOW ? "allow" : "defer",
+			config->state_file[0] != '\0' ? config->state_file : "(none)");
+	}
 }

@@ -31,6 +31,8 @@ const char *chat_err_str(enum chat_err err)
 		return "message_too_large";
 	case CHAT_ERR_RATE_LIMITED:
 		return "rate_limited";
+	case CHAT_ERR_LIMIT_EXCEEDED:
+		return "limit_exceeded";
 	case CHAT_ERR_INTERNAL:
 		break;
 	}

@@ -8,7 +8,9 @@
 
 void directory_mark(struct chat *chat, const char *id)
 {
+	/* Every change the directory shows is a change of the saved state too. */
 	chat->contacts_dirty = true;
+	chat->state_dirty = true;
 	struct dirty_id *dirty = NULL;
 	HASH_FIND_STR(chat->dirty, id, dirty);
 	if (dirty != NULL) {
@@ -61,8 +63,42 @@ static void publish_entity(struct chat *chat, const char *id)
 /* The longest wait between two snapshots, however large the chat. */
 #define CONTACTS_MAX_INTERVAL_MS 2000
 
+/* Ids cleared per tick after a restart, so a long history does not stall the broker. */
+#define SWEEP_BATCH 2000
+
+/*
+ * After a restart, clears the retained topics of ids that no longer exist: the broker's own
+ * persistence may still hold records that were deleted after its last save.
+ */
+static void sweep(struct chat *chat)
+{
+	char id[32];
+	unsigned budget = SWEEP_BATCH;
+	for (; chat->sweep_user != 0 && budget > 0; budget--) {
+		if (chat->sweep_user >= chat->next_user) {
+			chat->sweep_user = 0;
+			break;
+		}
+		snprintf(id, sizeof id, "%llu0", (unsigned long long)chat->sweep_user++);
+		if (user_find(chat, id) == NULL) {
+			publish_entity(chat, id);
+		}
+	}
+	for (; chat->sweep_group != 0 && budget > 0; budget--) {
+		if (chat->sweep_group >= chat->next_group) {
+			chat->sweep_group = 0;
+			break;
+		}
+		snprintf(id, sizeof id, "%llu1", (unsigned long long)chat->sweep_group++);
+		if (group_find(chat, id) == NULL) {
+			publish_entity(chat, id);
+		}
+	}
+}
+
 void directory_flush(struct chat *chat, int64_t now_ms)
 {
+	sweep(chat);
 	struct dirty_id *dirty, *tmp;
 	HASH_ITER(hh, chat->dirty, dirty, tmp) {
 		publish_entity(chat, dirty->id);

@@ -41,6 +41,7 @@ static const char *const action_names[] = {
 
 struct request {
 	struct chat *chat;
+	const struct chat_conn *conn;
 	struct chat_session *session;
 	enum request_kind kind;
 	const char *room;  /* the topic level after chat/msg/ (may be empty or hold '/') */
@@ -95,17 +96,33 @@ static bool classify(const char *topic, enum request_kind *kind, const char **ro
 /* ===================================================================================== */
 
 /* Publishes `text` to one session's inbox at the QoS it subscribed its inbox with. */
-static enum chat_err deliver_text(struct chat *chat, const struct chat_session *session,
+static enum chat_err deliver_text(struct chat *chat, struct chat_session *session,
 	const char *kind, const char *text, size_t len)
 {
 	char topic[CHAT_CLIENTID_MAX + 32];
+	if (session->user != NULL && session->user->presence != PRESENCE_ONLINE &&
+		session->inbox_qos > 0) {
+		/*
+		 * The broker queues this for the away client, but silently drops what exceeds its
+		 * max_queued_messages; count, so the user can be told when it logs in again.
+		 */
+		session->queued++;
+		if (chat->config.offline_queue > 0 && session->queued > chat->config.offline_queue &&
+			!(session->warned & WARN_QUEUE_FULL)) {
+			session->warned |= WARN_QUEUE_FULL;
+			chat_logf(chat, CHAT_LOG_WARNING,
+				"chat: client %s is away with more than %lld queued deliveries; the broker "
+				"drops the rest (max_queued_messages) and the user is told at its next login",
+				session->clientid, (long long)chat->config.offline_queue);
+		}
+	}
 	snprintf(topic, sizeof topic, "chat/inbox/%s/%s", session->clientid, kind);
 	int rc = chat->hooks.publish(chat->hooks.ctx, session->clientid, topic, text, len,
 		session->inbox_qos, false);
 	return rc == 0 ? CHAT_OK : CHAT_ERR_INTERNAL;
 }
 
-static enum chat_err deliver(struct chat *chat, const struct chat_session *session,
+static enum chat_err deliver(struct chat *chat, struct chat_session *session,
 	const char *kind, const cJSON *doc)
 {
 	char *text = cJSON_PrintUnformatted(doc);
@@ -213,6 +230,12 @@ static enum chat_err handle_login(struct request *req)
 		return fail(req, CHAT_ERR_INVALID_USERNAME,
 			"a username is 1 to 64 bytes of UTF-8 without control characters");
 	}
+	if (chat->config.bind_mqtt_username &&
+		(req->conn->username == NULL || strcmp(req->conn->username, username) != 0)) {
+		return fail(req, CHAT_ERR_USERNAME_MISMATCH,
+			"this broker binds chat names to MQTT usernames: log in as the username you "
+			"connected with");
+	}
 
 	struct chat_user *current = session->user;
 	if (current != NULL && strcmp(current->username, username) == 0) {
@@ -246,9 +269,16 @@ static enum chat_err handle_login(struct request *req)
 	if (doc != NULL && cJSON_AddStringToObject(doc, "result", "success") != NULL &&
 		cJSON_AddStringToObject(doc, "userid", current->id) != NULL &&
 		cJSON_AddStringToObject(doc, "username", current->username) != NULL) {
+		/* Tell a returning user how many deliveries the broker could not keep for it. */
+		int64_t limit = chat->config.offline_queue;
+		if (limit > 0 && session->queued > limit) {
+			cJSON_AddNumberToObject(doc, "dropped", (double)(session->queued - limit));
+		}
 		rc = deliver(chat, session, "login-response", doc);
 	}
 	cJSON_Delete(doc);
+	session->queued = 0;
+	session->warned &= ~(unsigned)WARN_QUEUE_FULL;
 	return rc;
 }
 
@@ -276,10 +306,10 @@ static enum chat_err handle_message(struct request *req)
 		return fail(req, CHAT_ERR_INVALID_MESSAGE, "field 'message' must be a non-empty string");
 	}
 	size_t text_len = strlen(text->valuestring);
-	if (text_len > chat->config.max_message_bytes) {
+	if ((int64_t)text_len > chat->config.max_message_bytes) {
 		return failf(req, CHAT_ERR_MESSAGE_TOO_LARGE,
-			"a message is at most %zu bytes; this one has %zu", chat->config.max_message_bytes,
-			text_len);
+			"a message is at most %lld bytes; this one has %zu",
+			(long long)chat->config.max_message_bytes, text_len);
 	}
 	if (!chat_utf8_valid(text->valuestring, text_len)) {
 		return fail(req, CHAT_ERR_INVALID_MESSAGE, "the message is not valid UTF-8");
@@ -340,6 +370,13 @@ static enum chat_err handle_message(struct request *req)
 	return rc == CHAT_OK ? CHAT_OK : fail(req, rc, "a delivery could not be queued");
 }
 
+/* True when `user` may join no more groups. */
+static bool at_group_limit(const struct chat *chat, const struct chat_user *user)
+{
+	int64_t limit = chat->config.max_groups_per_user;
+	return limit > 0 && (int64_t)HASH_CNT(hh_user, user->groups) >= limit;
+}
+
 static enum chat_err handle_create_group(struct request *req)
 {
 	struct chat *chat = req->chat;
@@ -352,11 +389,27 @@ static enum chat_err handle_create_group(struct request *req)
 
 	/* Check every member before creating anything: the request is all or nothing. */
 	const cJSON *entry;
+	int64_t listed = 1;
 	cJSON_ArrayForEach(entry, members) {
+		struct chat_user *user = NULL;
 		if (entry->string == NULL || !chat_is_userid(entry->string) ||
-			user_find(chat, entry->string) == NULL) {
+			(user = user_find(chat, entry->string)) == NULL) {
 			return fail(req, CHAT_ERR_UNKNOWN_USER, "a listed member is not a user");
 		}
+		if (user != sender && at_group_limit(chat, user)) {
+			return failf(req, CHAT_ERR_LIMIT_EXCEEDED,
+				"user %s is already in %lld groups, the most allowed", user->id,
+				(long long)chat->config.max_groups_per_user);
+		}
+		listed++;
+	}
+	if (at_group_limit(chat, sender)) {
+		return failf(req, CHAT_ERR_LIMIT_EXCEEDED, "you are already in %lld groups, the most allowed",
+			(long long)chat->config.max_groups_per_user);
+	}
+	if (chat->config.max_group_members > 0 && listed > chat->config.max_group_members) {
+		return failf(req, CHAT_ERR_LIMIT_EXCEEDED, "a group has at most %lld members",
+			(long long)chat->config.max_group_members);
 	}
 
 	struct chat_group *group = group_create(chat);
@@ -405,6 +458,15 @@ static enum chat_err handle_join_group(struct request *req)
 	if (member_find(group, user) != NULL) {
 		return announce_group(req->chat, group, user);
 	}
+	int64_t max_members = req->chat->config.max_group_members;
+	if (max_members > 0 && (int64_t)group->member_count >= max_members) {
+		return failf(req, CHAT_ERR_LIMIT_EXCEEDED, "group %s is full (%lld members)", group->id,
+			(long long)max_members);
+	}
+	if (at_group_limit(req->chat, user)) {
+		return failf(req, CHAT_ERR_LIMIT_EXCEEDED, "you are already in %lld groups, the most allowed",
+			(long long)req->chat->config.max_groups_per_user);
+	}
 	if (!member_add(req->chat, group, user)) {
 		return fail(req, CHAT_ERR_INTERNAL, "out of memory");
 	}
@@ -434,7 +496,7 @@ static enum chat_err handle_leave_group(struct request *req)
 static enum chat_err dispatch(struct request *req, const char *payload, size_t len)
 {
 	size_t limit = req->kind == REQ_MESSAGE
-		? 6 * req->chat->config.max_message_bytes + 4096 /* room for \u escapes */
+		? 6 * (size_t)req->chat->config.max_message_bytes + 4096 /* room for \u escapes */
 		: REQUEST_MAX_BYTES;
 	if (len > limit) {
 		return req->kind == REQ_MESSAGE
@@ -506,11 +568,33 @@ static enum chat_err dispatch(struct request *req, const char *payload, size_t l
 	return fail(req, CHAT_ERR_INVALID_REQUEST, "unknown request");
 }
 
-enum chat_err chat_on_publish(struct chat *chat, const char *clientid, const char *topic,
+/* Takes one token from the session's bucket; false when it is empty. */
+static bool take_token(struct chat *chat, struct chat_session *session, int64_t now_ms)
+{
+	int64_t rate = chat->config.request_rate;
+	if (rate == 0) {
+		return true;
+	}
+	double burst = (double)chat->config.request_burst;
+	if (now_ms > session->refilled_at) {
+		session->tokens += (double)(now_ms - session->refilled_at) * (double)rate / 1000.0;
+		if (session->tokens > burst) {
+			session->tokens = burst;
+		}
+		session->refilled_at = now_ms;
+	}
+	if (session->tokens < 1.0) {
+		return false;
+	}
+	session->tokens -= 1.0;
+	return true;
+}
+
+enum chat_err chat_on_publish(struct chat *chat, const struct chat_conn *conn, const char *topic,
 	const void *payload, size_t len, int64_t now_ms)
 {
-	(void)now_ms;
-	struct request req = { .chat = chat };
+	struct request req = { .chat = chat, .conn = conn };
+	const char *clientid = conn->clientid;
 	if (clientid == NULL || topic == NULL || !classify(topic, &req.kind, &req.room)) {
 		return CHAT_OK;
 	}
@@ -531,8 +615,22 @@ enum chat_err chat_on_publish(struct chat *chat, const char *clientid, const cha
 		return CHAT_OK;
 	}
 	req.session->expires_at = 0;
+	req.session->persistent = !conn->clean;
 
-	enum chat_err err = dispatch(&req, payload != NULL ? payload : "", len);
+	enum chat_err err;
+	if (!take_token(chat, req.session, now_ms)) {
+		if (!(req.session->warned & WARN_RATE)) {
+			req.session->warned |= WARN_RATE;
+			chat_logf(chat, CHAT_LOG_WARNING,
+				"chat: client %s sends more than %lld requests a second; refusing the excess",
+				clientid, (long long)chat->config.request_rate);
+		}
+		req.session->warned |= WARN_BAD_REQUEST; /* the line above says it all */
+		err = failf(&req, CHAT_ERR_RATE_LIMITED, "at most %lld requests a second (bursts of %lld)",
+			(long long)chat->config.request_rate, (long long)chat->config.request_burst);
+	} else {
+		err = dispatch(&req, payload != NULL ? payload : "", len);
+	}
 	if (err != CHAT_OK) {
 		reply_error(&req, err);
 	}

@@ -31,6 +31,7 @@ struct chat_session *session_get(struct chat *chat, const char *clientid)
 	}
 	memcpy(session->clientid, clientid, len + 1);
 	session->inbox_qos = 1;
+	session->tokens = (double)chat->config.request_burst;
 	session->valid_id = chat_clientid_valid(clientid);
 	HASH_ADD(hh, chat->sessions, clientid[0], len, session);
 	return session;
@@ -63,13 +64,24 @@ struct chat_user *user_find_by_name(struct chat *chat, const char *username, siz
 struct chat_user *user_create(struct chat *chat, struct chat_session *session,
 	const char *username, size_t len)
 {
+	char id[CHAT_ID_BUF];
+	snprintf(id, sizeof id, "%llu0", (unsigned long long)chat->next_user);
+	struct chat_user *user = user_insert(chat, session, id, username, len);
+	if (user != NULL) {
+		chat->next_user++;
+	}
+	return user;
+}
+
+struct chat_user *user_insert(struct chat *chat, struct chat_session *session, const char *id,
+	const char *username, size_t len)
+{
 	struct chat_user *user = calloc(1, sizeof *user + len + 1);
 	if (user == NULL) {
 		return NULL;
 	}
 	memcpy(user->username, username, len);
-	snprintf(user->id, sizeof user->id, "%llu0", (unsigned long long)chat->next_user);
-	chat->next_user++;
+	snprintf(user->id, sizeof user->id, "%s", id);
 	user->presence = PRESENCE_ONLINE;
 	user->session = session;
 	session->user = user;
@@ -119,12 +131,22 @@ struct chat_group *group_find(struct chat *chat, const char *groupid)
 
 struct chat_group *group_create(struct chat *chat)
 {
+	char id[CHAT_ID_BUF];
+	snprintf(id, sizeof id, "%llu1", (unsigned long long)chat->next_group);
+	struct chat_group *group = group_insert(chat, id);
+	if (group != NULL) {
+		chat->next_group++;
+	}
+	return group;
+}
+
+struct chat_group *group_insert(struct chat *chat, const char *id)
+{
 	struct chat_group *group = calloc(1, sizeof *group);
 	if (group == NULL) {
 		return NULL;
 	}
-	snprintf(group->id, sizeof group->id, "%llu1", (unsigned long long)chat->next_group);
-	chat->next_group++;
+	snprintf(group->id, sizeof group->id, "%s", id);
 	HASH_ADD_STR(chat->groups, id, group);
 	directory_mark(chat, group->id);
 	return group;

@@ -34,6 +34,8 @@ enum warn_kind {
 	WARN_BAD_CLIENTID = 1u << 0,
 	WARN_BAD_REQUEST = 1u << 1,
 	WARN_DENIED = 1u << 2,
+	WARN_RATE = 1u << 3,
+	WARN_QUEUE_FULL = 1u << 4,
 };
 
 struct chat_member;
@@ -68,8 +70,12 @@ struct chat_session {
 	struct chat_user *user;
 	int64_t expires_at;          /* monotonic ms when a user-less, disconnected session goes; 0 */
 	unsigned warned;             /* enum warn_kind bits already logged */
+	double tokens;               /* requests it may still send now (token bucket) */
+	int64_t refilled_at;         /* monotonic ms of the bucket's last refill */
+	int64_t queued;              /* deliveries handed to the broker while its user was away */
 	uint8_t inbox_qos;
 	bool valid_id;
+	bool persistent;             /* its last connection asked for a persistent session */
 	char clientid[];
 };
 
@@ -93,6 +99,12 @@ struct chat {
 	uint64_t next_user;           /* user ids are next_user * 10 */
 	uint64_t next_group;          /* group ids are next_group * 10 + 1 */
 	uint64_t next_message;
+	uint64_t message_reserve;     /* message ids below this may have been issued: saved */
+	bool state_dirty;             /* the state file is behind */
+	int64_t next_save_at;         /* monotonic ms before which the state file is not written */
+	bool save_failing;            /* the last save failed (logged once until one succeeds) */
+	uint64_t sweep_user;          /* restored: user ids below next_user still to clear */
+	uint64_t sweep_group;         /* ... and group ids below next_group */
 	int64_t next_expiry_scan;
 	size_t membership_count;
 };
@@ -120,6 +132,10 @@ struct chat_user *user_find_by_name(struct chat *chat, const char *username, siz
 struct chat_user *user_create(struct chat *chat, struct chat_session *session,
 	const char *username, size_t len);
 
+/* As user_create, with a given id (restoring saved state); the counter is not touched. */
+struct chat_user *user_insert(struct chat *chat, struct chat_session *session, const char *id,
+	const char *username, size_t len);
+
 /* Sets the user's presence and marks the directory. */
 void user_set_presence(struct chat *chat, struct chat_user *user, enum presence presence,
 	int64_t deadline);
@@ -136,6 +152,9 @@ struct chat_group *group_find(struct chat *chat, const char *groupid);
 
 /* Creates an empty group with the next group id; NULL on no memory. Add members at once. */
 struct chat_group *group_create(struct chat *chat);
+
+/* As group_create, with a given id (restoring saved state). */
+struct chat_group *group_insert(struct chat *chat, const char *id);
 
 struct chat_member *member_find(struct chat_group *group, const struct chat_user *user);
 

@@ -97,10 +97,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			case 0:
 			case 1:
 			case 2:
-			case 3:
-				chat_on_publish(chat, *client ? client : NULL, topic, payload, payload_len,
-					now);
+			case 3: {
+				struct chat_conn conn = { .clientid = *client ? client : NULL,
+					.username = client, .clean = (data[0] & 0x10) != 0 };
+				chat_on_publish(chat, &conn, topic, payload, payload_len, now);
 				break;
+			}
 			case 4:
 				chat_acl_check(chat, client, (enum chat_access)(data[1] % 4), topic,
 					data[2] % 3, now);

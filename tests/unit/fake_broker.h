@@ -59,8 +59,10 @@ static inline void fake_log(void *ctx, enum chat_log_level level, const char *me
 {
 	struct fake_broker *fb = ctx;
 	(void)level;
-	(void)message;
 	fb->logs++;
+	if (getenv("CHAT_TEST_LOG") != NULL) {
+		fprintf(stderr, "log: %s\n", message);
+	}
 }
 
 static inline int64_t fake_wall(void *ctx)
@@ -134,7 +136,8 @@ static inline struct chat *fake_chat(struct fake_broker *fb, const struct chat_c
 /* Publishes a request from `clientid` with a NUL-terminated payload. */
 static inline void req(struct chat *chat, const char *clientid, const char *topic, const char *payload)
 {
-	chat_on_publish(chat, clientid, topic, payload, strlen(payload), 0);
+	struct chat_conn conn = { .clientid = clientid, .username = clientid, .clean = true };
+	chat_on_publish(chat, &conn, topic, payload, strlen(payload), 0);
 }
 
 #endif

@@ -12,7 +12,9 @@ static void test_defaults(void)
 	CHECK_INT(CHAT_OUTSIDE_ALLOW, c.outside_chat);
 	char buf[256];
 	chat_config_describe(&c, buf, sizeof buf);
-	CHECK_STR("max_message_bytes=8192 offline_expiry=86400 reconnect_grace=60 outside_chat=allow",
+	CHECK_STR("max_message_bytes=8192 offline_expiry=86400 reconnect_grace=60 "
+		  "max_groups_per_user=500 max_group_members=1000 request_rate=20 request_burst=100 "
+		  "offline_queue=1000 bind_mqtt_username=false outside_chat=allow state_file=(none)",
 		buf);
 }
 
@@ -29,6 +31,12 @@ static void test_values(void)
 	CHECK_INT(5, c.reconnect_grace_s);
 	CHECK_INT(CHAT_OK, chat_config_set(&c, "outside_chat", "defer ", err, sizeof err));
 	CHECK_INT(CHAT_OUTSIDE_DEFER, c.outside_chat);
+	CHECK_INT(CHAT_OK, chat_config_set(&c, "bind_mqtt_username", "true", err, sizeof err));
+	CHECK(c.bind_mqtt_username);
+	CHECK_INT(CHAT_OK, chat_config_set(&c, "request_rate", "0", err, sizeof err));
+	CHECK_INT(0, c.request_rate);
+	CHECK_INT(CHAT_OK, chat_config_set(&c, "state_file", "/var/lib/chat.json ", err, sizeof err));
+	CHECK_STR("/var/lib/chat.json", c.state_file);
 }
 
 static void test_refusals(void)
@@ -41,7 +49,8 @@ static void test_refusals(void)
 		{ "max_message_bytes", "-5" }, { "max_message_bytes", "12k" },
 		{ "max_message_bytes", "99999999999999999999" }, { "offline_expiry", "" },
 		{ "reconnect_grace", "0" }, { "outside_chat", "deny" }, { "outside_chat", "Allow" },
-		{ "max_mesage_bytes", "100" },
+		{ "max_mesage_bytes", "100" }, { "bind_mqtt_username", "yes" },
+		{ "state_file", "relative/path" }, { "request_burst", "0" },
 	};
 	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
 		err[0] = '\0';

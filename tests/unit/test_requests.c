@@ -74,7 +74,8 @@ static void test_malformed(void)
 		fake_clear(&fb);
 	}
 	/* A NUL inside the payload, raw or escaped, would cut a string short. */
-	chat_on_publish(chat, "a", "chat/msg/20", "{\"message\":\"a\0b\"}", 17, 0);
+	struct chat_conn conn = { .clientid = "a", .clean = true };
+	chat_on_publish(chat, &conn, "chat/msg/20", "{\"message\":\"a\0b\"}", 17, 0);
 	CHECK_STR("invalid_request", error_of("a"));
 	fake_clear(&fb);
 	req(chat, "a", "chat/msg/20", "{\"message\":\"a\\u0000b\"}");
@@ -410,6 +411,113 @@ static void test_snapshot_throttle(void)
 	chat_free(chat);
 }
 
+static void test_limits(void)
+{
+	struct chat_config config;
+	chat_config_defaults(&config);
+	config.max_groups_per_user = 2;
+	config.max_group_members = 3;
+	config.request_rate = 0;
+	struct chat *chat = fake_chat(&fb, &config);
+	req(chat, "a", "chat/login", "{\"username\":\"alice\"}");
+	req(chat, "b", "chat/login", "{\"username\":\"bob\"}");
+	req(chat, "c", "chat/login", "{\"username\":\"carol\"}");
+	req(chat, "d", "chat/login", "{\"username\":\"dave\"}");
+	fake_clear(&fb);
+	req(chat, "a", "chat/group/create", "{\"member\":{\"20\":\"\",\"30\":\"\",\"40\":\"\"}}");
+	CHECK_STR("limit_exceeded", error_of("a"));
+	fake_clear(&fb);
+	req(chat, "a", "chat/group/create", "{\"member\":{\"20\":\"\",\"30\":\"\"}}"); /* 11 */
+	req(chat, "d", "chat/group/join", "{\"groupid\":\"11\"}");
+	CHECK_STR("limit_exceeded", error_of("d"));
+	fake_clear(&fb);
+	req(chat, "a", "chat/group/create", "{\"member\":{}}"); /* 21: alice is in two groups */
+	req(chat, "a", "chat/group/create", "{\"member\":{}}");
+	CHECK_STR("limit_exceeded", error_of("a"));
+	fake_clear(&fb);
+	req(chat, "d", "chat/group/create", "{\"member\":{\"10\":\"alice\"}}");
+	CHECK_STR("limit_exceeded", error_of("d"));
+	struct chat_stats stats;
+	chat_get_stats(chat, &stats);
+	CHECK_INT(2, stats.groups);
+	fake_clear(&fb);
+	chat_free(chat);
+}
+
+static void test_rate_limit(void)
+{
+	struct chat_config config;
+	chat_config_defaults(&config);
+	config.request_rate = 10;
+	config.request_burst = 5;
+	struct chat *chat = fake_chat(&fb, &config);
+	struct chat_conn conn = { .clientid = "a", .clean = true };
+	const char *login = "{\"username\":\"alice\"}";
+	int refused = 0;
+	for (int i = 0; i < 8; i++) {
+		chat_on_publish(chat, &conn, "chat/login", login, strlen(login), 1000);
+	}
+	for (size_t i = 0; i < fb.count; i++) {
+		refused += strstr(fb.sent[i].payload, "rate_limited") != NULL &&
+			strstr(fb.sent[i].topic, "/error") != NULL;
+	}
+	CHECK_INT(3, refused);
+	fake_clear(&fb);
+	/* 10 a second: 200 ms later two more are allowed. */
+	for (int i = 0; i < 3; i++) {
+		chat_on_publish(chat, &conn, "chat/login", login, strlen(login), 1200);
+	}
+	CHECK_INT(2, fake_count(&fb, "chat/inbox/a/login-response") -
+			     fake_count(&fb, "chat/inbox/a/error"));
+	fake_clear(&fb);
+	chat_free(chat);
+}
+
+static void test_bind_username(void)
+{
+	struct chat_config config;
+	chat_config_defaults(&config);
+	config.bind_mqtt_username = true;
+	struct chat *chat = fake_chat(&fb, &config);
+	struct chat_conn conn = { .clientid = "a", .username = "alice", .clean = true };
+	const char *as_bob = "{\"username\":\"bob\"}";
+	const char *as_alice = "{\"username\":\"alice\"}";
+	chat_on_publish(chat, &conn, "chat/login", as_bob, strlen(as_bob), 0);
+	CHECK_STR("username_mismatch", fake_field(&fb, "chat/inbox/a/login-response", "result"));
+	fake_clear(&fb);
+	chat_on_publish(chat, &conn, "chat/login", as_alice, strlen(as_alice), 0);
+	CHECK_STR("success", fake_field(&fb, "chat/inbox/a/login-response", "result"));
+	fake_clear(&fb);
+	conn = (struct chat_conn){ .clientid = "anon", .username = NULL, .clean = true };
+	chat_on_publish(chat, &conn, "chat/login", as_bob, strlen(as_bob), 0);
+	CHECK_STR("username_mismatch", fake_field(&fb, "chat/inbox/anon/login-response", "result"));
+	fake_clear(&fb);
+	chat_free(chat);
+}
+
+static void test_dropped_while_away(void)
+{
+	struct chat_config config;
+	chat_config_defaults(&config);
+	config.offline_queue = 3;
+	config.request_rate = 0;
+	struct chat *chat = fake_chat(&fb, &config);
+	req(chat, "a", "chat/login", "{\"username\":\"alice\"}");
+	req(chat, "b", "chat/login", "{\"username\":\"bob\"}");
+	chat_on_disconnect(chat, "a", false, 1, 0);
+	for (int i = 0; i < 5; i++) {
+		req(chat, "b", "chat/msg/10", "{\"message\":\"x\"}");
+	}
+	fake_clear(&fb);
+	req(chat, "a", "chat/login", "{\"username\":\"alice\"}");
+	CHECK(strstr(fake_find(&fb, "chat/inbox/a/login-response")->payload, "\"dropped\":2") != NULL);
+	fake_clear(&fb);
+	req(chat, "a", "chat/login", "{\"username\":\"alice\"}");
+	CHECK(strstr(fake_find(&fb, "chat/inbox/a/login-response")->payload, "dropped") == NULL);
+	fake_clear(&fb);
+	chat_free(chat);
+}
+
 int main(void)
 {
 	test_login();
@@ -421,5 +529,9 @@ int main(void)
 	test_takeover_login();
 	test_bad_clientid();
 	test_snapshot_throttle();
+	test_limits();
+	test_rate_limit();
+	test_bind_username();
+	test_dropped_while_away();
 	return check_finish("test_requests");
 }

@@ -1,0 +1,388 @@
+#define _GNU_SOURCE /* fileno */
+#include "persist.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cjson/cJSON.h>
+
+#include "directory.h"
+
+#define STATE_VERSION 1
+#define SAVE_INTERVAL_MS 1000
+
+/* ===================================================================================== */
+/* Saving                                                                                */
+/* ===================================================================================== */
+
+static cJSON *render_state(const struct chat *chat)
+{
+	cJSON *doc = cJSON_CreateObject();
+	cJSON *users = cJSON_AddArrayToObject(doc, "users");
+	cJSON *groups = cJSON_AddArrayToObject(doc, "groups");
+	if (doc == NULL || users == NULL || groups == NULL ||
+		cJSON_AddNumberToObject(doc, "version", STATE_VERSION) == NULL ||
+		cJSON_AddNumberToObject(doc, "next_user", (double)chat->next_user) == NULL ||
+		cJSON_AddNumberToObject(doc, "next_group", (double)chat->next_group) == NULL ||
+		cJSON_AddNumberToObject(doc, "message_reserve", (double)chat->message_reserve) == NULL) {
+		goto error;
+	}
+	const struct chat_user *user;
+	for (user = chat->users_by_id; user != NULL; user = user->hh_id.next) {
+		cJSON *entry = cJSON_CreateObject();
+		cJSON_AddItemToArray(users, entry);
+		if (entry == NULL || cJSON_AddStringToObject(entry, "id", user->id) == NULL ||
+			cJSON_AddStringToObject(entry, "username", user->username) == NULL ||
+			cJSON_AddStringToObject(entry, "clientid", user->session->clientid) == NULL ||
+			cJSON_AddBoolToObject(entry, "persistent", user->session->persistent) == NULL ||
+			cJSON_AddNumberToObject(entry, "qos", user->session->inbox_qos) == NULL) {
+			goto error;
+		}
+	}
+	const struct chat_group *group;
+	for (group = chat->groups; group != NULL; group = group->hh.next) {
+		cJSON *entry = cJSON_CreateObject();
+		cJSON_AddItemToArray(groups, entry);
+		cJSON *members = NULL;
+		if (entry == NULL || cJSON_AddStringToObject(entry, "id", group->id) == NULL ||
+			(members = cJSON_AddArrayToObject(entry, "member")) == NULL) {
+			goto error;
+		}
+		const struct chat_member *member;
+		for (member = group->members; member != NULL; member = member->hh_group.next) {
+			cJSON *id = cJSON_CreateString(member->user->id);
+			if (id == NULL) {
+				goto error;
+			}
+			cJSON_AddItemToArray(members, id);
+		}
+	}
+	return doc;
+
+error:
+	cJSON_Delete(doc);
+	return NULL;
+}
+
+static bool write_file(const char *path, const char *text, size_t len)
+{
+	char tmp[CHAT_PATH_MAX + 8];
+	snprintf(tmp, sizeof tmp, "%s.new", path);
+	FILE *f = fopen(tmp, "w");
+	if (f == NULL) {
+		return false;
+	}
+	bool ok = fwrite(text, 1, len, f) == len && fflush(f) == 0 && fsync(fileno(f)) == 0;
+	ok = fclose(f) == 0 && ok;
+	if (!ok || rename(tmp, path) != 0) {
+		unlink(tmp);
+		return false;
+	}
+	return true;
+}
+
+enum chat_err persist_save(struct chat *chat)
+{
+	if (chat->config.state_file[0] == '\0') {
+		return CHAT_OK;
+	}
+	cJSON *doc = render_state(chat);
+	char *text = doc != NULL ? cJSON_PrintUnformatted(doc) : NULL;
+	cJSON_Delete(doc);
+	bool ok = text != NULL && write_file(chat->config.state_file, text, strlen(text));
+	cJSON_free(text);
+	if (!ok) {
+		if (!chat->save_failing) {
+			chat_logf(chat, CHAT_LOG_ERR,
+				"chat: could not write the state file %s (%s); retrying every second",
+				chat->config.state_file, strerror(errno));
+		}
+		chat->save_failing = true;
+		return CHAT_ERR_INTERNAL;
+	}
+	if (chat->save_failing) {
+		chat_logf(chat, CHAT_LOG_NOTICE, "chat: the state file %s is written again",
+			chat->config.state_file);
+	}
+	chat->save_failing = false;
+	chat->state_dirty = false;
+	return CHAT_OK;
+}
+
+enum chat_err chat_state_save(struct chat *chat)
+{
+	return persist_save(chat);
+}
+
+void persist_tick(struct chat *chat, int64_t now_ms)
+{
+	if (chat->config.state_file[0] == '\0') {
+		return;
+	}
+	/* Reserve the next block of message ids well before this one runs out. */
+	if (chat->next_message + PERSIST_MESSAGE_BLOCK / 2 >= chat->message_reserve) {
+		chat->message_reserve = chat->next_message + PERSIST_MESSAGE_BLOCK;
+		chat->state_dirty = true;
+	}
+	if (!chat->state_dirty || now_ms < chat->next_save_at) {
+		return;
+	}
+	(void)persist_save(chat);
+	chat->next_save_at = now_ms + SAVE_INTERVAL_MS;
+}
+
+/* ===================================================================================== */
+/* Loading                                                                               */
+/* ===================================================================================== */
+
+struct loader {
+	struct chat *chat;
+	char *err;
+	size_t err_len;
+};
+
+static bool bad(struct loader *ld, const char *what)
+{
+	snprintf(ld->err, ld->err_len, "%s", what);
+	return false;
+}
+
+/* A counter: a JSON number that is a whole number from 1 to 2^53. */
+static bool counter(const cJSON *doc, const char *name, uint64_t *out)
+{
+	const cJSON *item = cJSON_GetObjectItemCaseSensitive(doc, name);
+	if (!cJSON_IsNumber(item) || item->valuedouble < 1 || item->valuedouble > 9007199254740992.0 ||
+		item->valuedouble != (double)(uint64_t)item->valuedouble) {
+		return false;
+	}
+	*out = (uint64_t)item->valuedouble;
+	return true;
+}
+
+static const char *string_of(const cJSON *obj, const char *name)
+{
+	const cJSON *item = cJSON_GetObjectItemCaseSensitive(obj, name);
+	return cJSON_IsString(item) ? item->valuestring : NULL;
+}
+
+/* The number in an id without its last digit ("120" -> 12), for comparison with a counter. */
+static uint64_t id_counter(const char *id)
+{
+	return strtoull(id, NULL, 10) / 10;
+}
+
+static bool load_user(struct loader *ld, const cJSON *entry, int64_t now_ms)
+{
+	struct chat *chat = ld->chat;
+	const char *id = string_of(entry, "id");
+	const char *username = string_of(entry, "username");
+	const char *clientid = string_of(entry, "clientid");
+	const cJSON *persistent = cJSON_GetObjectItemCaseSensitive(entry, "persistent");
+	const cJSON *qos = cJSON_GetObjectItemCaseSensitive(entry, "qos");
+	if (!chat_is_userid(id) || username == NULL ||
+		!chat_username_valid(username, strlen(username)) || !chat_clientid_valid(clientid) ||
+		!cJSON_IsBool(persistent) || !cJSON_IsNumber(qos) || qos->valuedouble < 0 ||
+		qos->valuedouble > 2 || id_counter(id) >= chat->next_user) {
+		return bad(ld, "a user record is malformed");
+	}
+	if (user_find(chat, id) != NULL || user_find_by_name(chat, username, strlen(username)) != NULL) {
+		return bad(ld, "a user id or username appears twice");
+	}
+	if (!cJSON_IsTrue(persistent)) {
+		/* Its connection did not survive the restart: only clear its directory entry. */
+		directory_mark(chat, id);
+		return true;
+	}
+	struct chat_session *session = session_find(chat, clientid);
+	if (session != NULL) {
+		return bad(ld, "a client id appears twice");
+	}
+	session = session_get(chat, clientid);
+	struct chat_user *user = session != NULL
+		? user_insert(chat, session, id, username, strlen(username))
+		: NULL;
+	if (user == NULL) {
+		return bad(ld, "out of memory");
+	}
+	session->persistent = true;
+	session->inbox_qos = (uint8_t)qos->valuedouble;
+	int64_t expiry_ms = chat->config.offline_expiry_s * 1000;
+	user->presence = PRESENCE_OFFLINE;
+	user->offline_deadline = expiry_ms == 0 ? 0 : now_ms + expiry_ms;
+	return true;
+}
+
+static bool load_group(struct loader *ld, const cJSON *entry)
+{
+	struct chat *chat = ld->chat;
+	const char *id = string_of(entry, "id");
+	const cJSON *members = cJSON_GetObjectItemCaseSensitive(entry, "member");
+	if (!chat_is_groupid(id) || !cJSON_IsArray(members) || id_counter(id) >= chat->next_group) {
+		return bad(ld, "a group record is malformed");
+	}
+	if (group_find(chat, id) != NULL) {
+		return bad(ld, "a group id appears twice");
+	}
+	struct chat_group *group = group_insert(chat, id);
+	if (group == NULL) {
+		return bad(ld, "out of memory");
+	}
+	const cJSON *member;
+	cJSON_ArrayForEach(member, members) {
+		if (!cJSON_IsString(member) || !chat_is_userid(member->valuestring) ||
+			id_counter(member->valuestring) >= chat->next_user) {
+			return bad(ld, "a group member is malformed");
+		}
+		/* Members of clean sessions were not restored; the group goes on without them. */
+		struct chat_user *user = user_find(chat, member->valuestring);
+		if (user != NULL && member_find(group, user) == NULL && !member_add(chat, group, user)) {
+			return bad(ld, "out of memory");
+		}
+	}
+	if (group->member_count == 0) {
+		group_delete(chat, group);
+	}
+	return true;
+}
+
+enum chat_err persist_parse(struct chat *chat, const char *text, size_t len, int64_t now_ms,
+	char *err, size_t err_len)
+{
+	struct loader ld = { .chat = chat, .err = err, .err_len = err_len };
+	cJSON *doc = cJSON_ParseWithLength(text, len);
+	const cJSON *version = cJSON_GetObjectItemCaseSensitive(doc, "version");
+	const cJSON *users = cJSON_GetObjectItemCaseSensitive(doc, "users");
+	const cJSON *groups = cJSON_GetObjectItemCaseSensitive(doc, "groups");
+	bool ok = false;
+
+	if (!cJSON_IsObject(doc)) {
+		bad(&ld, "not a JSON object");
+	} else if (!cJSON_IsNumber(version) || version->valuedouble != STATE_VERSION) {
+		bad(&ld, "unknown version");
+	} else if (!counter(doc, "next_user", &chat->next_user) ||
+		!counter(doc, "next_group", &chat->next_group) ||
+		!counter(doc, "message_reserve", &chat->message_reserve) || !cJSON_IsArray(users) ||
+		!cJSON_IsArray(groups)) {
+		bad(&ld, "counters or lists missing");
+	} else {
+		ok = true;
+		const cJSON *entry;
+		cJSON_ArrayForEach(entry, users) {
+			if (!(ok = load_user(&ld, entry, now_ms))) {
+				break;
+			}
+		}
+		if (ok) {
+			cJSON_ArrayForEach(entry, groups) {
+				if (!(ok = load_group(&ld, entry))) {
+					break;
+				}
+			}
+		}
+	}
+	cJSON_Delete(doc);
+	if (!ok) {
+		state_clear(chat);
+		chat->next_user = 1;
+		chat->next_group = 1;
+		chat->message_reserve = 0;
+		chat->state_dirty = false;
+		return CHAT_ERR_INVALID_REQUEST;
+	}
+	/* Issue message ids above any that the previous run may have used. */
+	chat->next_message = chat->message_reserve;
+	/* Clear retained directory topics of every id that is no more, a batch per tick. */
+	chat->sweep_user = 1;
+	chat->sweep_group = 1;
+	chat->contacts_dirty = true;
+	return CHAT_OK;
+}
+
+/* Reads the whole file; NULL with errno set when it cannot. */
+static char *read_file(const char *path, size_t *len)
+{
+	FILE *f = fopen(path, "rb");
+	if (f == NULL) {
+		return NULL;
+	}
+	struct stat st;
+	char *text = NULL;
+	if (fstat(fileno(f), &st) == 0 && st.st_size >= 0 && st.st_size < (1 << 30)) {
+		text = malloc((size_t)st.st_size + 1);
+		if (text != NULL && fread(text, 1, (size_t)st.st_size, f) != (size_t)st.st_size) {
+			free(text);
+			text = NULL;
+			errno = EIO;
+		}
+		*len = (size_t)st.st_size;
+	} else {
+		errno = EFBIG;
+	}
+	fclose(f);
+	return text;
+}
+
+/*
+ * Moves a state file that cannot be used out of the way, so that it is never overwritten. If
+ * even that fails, saving is turned off for this run.
+ */
+static void set_aside(struct chat *chat, const char *why)
+{
+	const char *path = chat->config.state_file;
+	char aside[CHAT_PATH_MAX + 48];
+	long long stamp = (long long)time(NULL);
+	snprintf(aside, sizeof aside, "%s.corrupt-%lld", path, stamp);
+	for (int n = 1; access(aside, F_OK) == 0 && n < 1000; n++) {
+		snprintf(aside, sizeof aside, "%s.corrupt-%lld-%d", path, stamp, n);
+	}
+	if (rename(path, aside) == 0) {
+		chat_logf(chat, CHAT_LOG_ERR,
+			"chat: the state file %s is unusable (%s); moved it to %s and starting with empty "
+			"chat state",
+			path, why, aside);
+		chat->state_dirty = true;
+	} else {
+		chat_logf(chat, CHAT_LOG_ERR,
+			"chat: the state file %s is unusable (%s) and cannot be moved aside (%s); starting "
+			"with empty chat state and NOT saving it in this run",
+			path, why, strerror(errno));
+		chat->config.state_file[0] = '\0';
+	}
+}
+
+enum chat_err chat_state_load(struct chat *chat, int64_t now_ms)
+{
+	const char *path = chat->config.state_file;
+	if (path[0] == '\0') {
+		return CHAT_OK;
+	}
+	size_t len = 0;
+	char *text = read_file(path, &len);
+	if (text == NULL) {
+		if (errno == ENOENT) {
+			chat_logf(chat, CHAT_LOG_NOTICE, "chat: no state file at %s yet; starting empty", path);
+			chat->state_dirty = true;
+		} else {
+			set_aside(chat, strerror(errno));
+		}
+		return CHAT_OK;
+	}
+	char err[160];
+	enum chat_err rc = persist_parse(chat, text, len, now_ms, err, sizeof err);
+	free(text);
+	if (rc != CHAT_OK) {
+		set_aside(chat, err);
+		return CHAT_OK;
+	}
+	struct chat_stats stats;
+	chat_get_stats(chat, &stats);
+	chat_logf(chat, CHAT_LOG_INFO, "chat: restored %zu users and %zu groups from %s", stats.users,
+		stats.groups, path);
+	return CHAT_OK;
+}

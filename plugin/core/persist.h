@@ -1,0 +1,37 @@
+/*
+ * The state file (plugin_opt_state_file): users of persistent sessions, groups, memberships and
+ * the id counters, kept across broker restarts.
+ *
+ * The file is one JSON document, written on the broker's tick at most once a second when the
+ * state changed, atomically: write PATH.new, fsync, rename over PATH. It is never written on the
+ * message path. Loading is strict: a file that is not exactly what persist_save writes is moved
+ * aside (PATH.corrupt-<time>), logged, and the chat starts empty; a missing file starts empty.
+ *
+ * Users of clean sessions are saved too, only so that a restart can clear their retained
+ * directory topics; they are not restored (their connections did not survive the restart).
+ * Restored users are offline until their client logs in again.
+ */
+#ifndef CHAT_PERSIST_H
+#define CHAT_PERSIST_H
+
+#include <stddef.h>
+
+#include "state.h"
+
+/* Message ids are reserved in blocks so that a crash can never make one be issued twice. */
+#define PERSIST_MESSAGE_BLOCK 1000000u
+
+/*
+ * Restores state from the text of a state file (borrowed) into an empty core. On any error the
+ * core is left empty and CHAT_ERR_INVALID_REQUEST is returned with a reason in `err`.
+ */
+enum chat_err persist_parse(struct chat *chat, const char *text, size_t len, int64_t now_ms,
+	char *err, size_t err_len);
+
+/* Writes the state file now. Returns CHAT_OK or CHAT_ERR_INTERNAL (logged). */
+enum chat_err persist_save(struct chat *chat);
+
+/* Writes the state file if it is behind and the last write was over a second ago. */
+void persist_tick(struct chat *chat, int64_t now_ms);
+
+#endif

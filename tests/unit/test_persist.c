@@ -1,0 +1,151 @@
+/* Unit tests of the state file: save, restore, id counters, corrupt files set aside. */
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "check.h"
+#include "fake_broker.h"
+
+static struct fake_broker fb;
+static char dir[] = "/tmp/chat-persist-XXXXXX";
+static char path[256];
+
+static struct chat *with_state_file(void)
+{
+	struct chat_config config;
+	chat_config_defaults(&config);
+	config.request_rate = 0;
+	snprintf(config.state_file, sizeof config.state_file, "%s", path);
+	struct chat *chat = fake_chat(&fb, &config);
+	CHECK_INT(CHAT_OK, chat_state_load(chat, 0));
+	return chat;
+}
+
+static void login(struct chat *chat, const char *clientid, const char *name, bool persistent)
+{
+	char payload[64];
+	snprintf(payload, sizeof payload, "{\"username\":\"%s\"}", name);
+	struct chat_conn conn = { .clientid = clientid, .clean = !persistent };
+	chat_on_publish(chat, &conn, "chat/login", payload, strlen(payload), 0);
+}
+
+/* A request from a persistent connection. */
+static void preq(struct chat *chat, const char *clientid, const char *topic, const char *payload)
+{
+	struct chat_conn conn = { .clientid = clientid, .clean = false };
+	chat_on_publish(chat, &conn, topic, payload, strlen(payload), 0);
+}
+
+static void test_round_trip(void)
+{
+	struct chat *chat = with_state_file();
+	login(chat, "a", "alice", true);
+	login(chat, "b", "bob", true);
+	login(chat, "c", "carol", false);
+	preq(chat, "a", "chat/group/create", "{\"member\":{\"20\":\"bob\",\"30\":\"carol\"}}");
+	req(chat, "c", "chat/group/create", "{\"member\":{}}"); /* 21: carol alone */
+	preq(chat, "b", "chat/msg/11", "{\"message\":\"m\"}");
+	chat_on_tick(chat, 5000); /* saves */
+	fake_clear(&fb);
+	CHECK(access(path, F_OK) == 0);
+	chat_free(chat);
+	if (getenv("CHAT_TEST_LOG") != NULL) {
+		char cmd[300];
+		snprintf(cmd, sizeof cmd, "cat %s >&2", path);
+		(void)!system(cmd);
+	}
+
+	chat = with_state_file();
+	struct chat_stats stats;
+	chat_get_stats(chat, &stats);
+	CHECK_INT(2, stats.users);        /* carol's clean session did not survive */
+	CHECK_INT(0, stats.users_online); /* restored users are offline until they log in */
+	CHECK_INT(1, stats.groups);       /* group 21 had only carol */
+	CHECK_INT(2, stats.memberships);
+
+	/* The first ticks publish the restored directory and clear what is gone. */
+	chat_on_tick(chat, 0);
+	CHECK(fake_find(&fb, "chat/users/10") != NULL && fake_find(&fb, "chat/users/10")->len > 0);
+	CHECK(fake_find(&fb, "chat/users/30") != NULL && fake_find(&fb, "chat/users/30")->len == 0);
+	CHECK(fake_find(&fb, "chat/groups/21") != NULL && fake_find(&fb, "chat/groups/21")->len == 0);
+	CHECK_STR("{\"person\":{\"10\":{\"10\":\"alice\"},\"20\":{\"20\":\"bob\"}},"
+		  "\"group\":{\"11\":{\"10\":\"alice\",\"20\":\"bob\"}}}",
+		fake_find(&fb, "chat/contacts")->payload);
+	fake_clear(&fb);
+
+	/* alice resumes her id; new ids continue after the old ones; message ids never repeat. */
+	login(chat, "a", "alice", true);
+	CHECK_STR("10", fake_field(&fb, "chat/inbox/a/login-response", "userid"));
+	login(chat, "d", "dave", true);
+	CHECK_STR("40", fake_field(&fb, "chat/inbox/d/login-response", "userid"));
+	preq(chat, "a", "chat/group/create", "{\"member\":{}}");
+	CHECK_STR("31", fake_field(&fb, "chat/inbox/a/new_group", "groupid"));
+	preq(chat, "a", "chat/msg/11", "{\"message\":\"again\"}");
+	const char *id = fake_field(&fb, "chat/inbox/b/message", "id");
+	CHECK(id != NULL && strtoull(id, NULL, 10) > 1000000);
+	fake_clear(&fb);
+	chat_free(chat);
+}
+
+static void test_corrupt(void)
+{
+	FILE *f = fopen(path, "w");
+	fputs("{\"version\":1,\"next_user\":5,\"users\":[", f);
+	fclose(f);
+	struct chat *chat = with_state_file();
+	struct chat_stats stats;
+	chat_get_stats(chat, &stats);
+	CHECK_INT(0, stats.users);
+	CHECK(access(path, F_OK) != 0); /* moved aside, never overwritten */
+	char cmd[300];
+	snprintf(cmd, sizeof cmd, "ls %s | grep -q 'state.json.corrupt-'", dir);
+	CHECK_INT(0, system(cmd));
+	login(chat, "a", "alice", true);
+	CHECK_STR("10", fake_field(&fb, "chat/inbox/a/login-response", "userid"));
+	fake_clear(&fb);
+	chat_on_tick(chat, 5000);
+	CHECK(access(path, F_OK) == 0); /* a new file is written */
+	chat_free(chat);
+
+	/* Well-formed JSON that breaks the rules is refused as a whole. */
+	const char *bad[] = {
+		"[]",
+		"{\"version\":2,\"next_user\":2,\"next_group\":1,\"message_reserve\":1,\"users\":[],\"groups\":[]}",
+		"{\"version\":1,\"next_user\":2,\"next_group\":1,\"message_reserve\":1,\"users\":[{\"id\":\"90\","
+		"\"username\":\"x\",\"clientid\":\"x\",\"persistent\":true,\"qos\":1}],\"groups\":[]}",
+		"{\"version\":1,\"next_user\":3,\"next_group\":1,\"message_reserve\":1,\"users\":[{\"id\":\"10\","
+		"\"username\":\"x\",\"clientid\":\"x\",\"persistent\":true,\"qos\":1},{\"id\":\"20\","
+		"\"username\":\"x\",\"clientid\":\"y\",\"persistent\":true,\"qos\":1}],\"groups\":[]}",
+		"{\"version\":1,\"next_user\":2,\"next_group\":2,\"message_reserve\":1.5,\"users\":[],\"groups\":[]}",
+	};
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		f = fopen(path, "w");
+		fputs(bad[i], f);
+		fclose(f);
+		chat = with_state_file();
+		chat_get_stats(chat, &stats);
+		CHECK_INT(0, stats.users);
+		CHECK(access(path, F_OK) != 0);
+		chat_free(chat);
+	}
+	/* Every unusable file is still there, under its own name. */
+	snprintf(cmd, sizeof cmd, "test $(ls %s | grep -c 'state.json.corrupt-') -eq 6", dir);
+	CHECK_INT(0, system(cmd));
+}
+
+int main(void)
+{
+	if (mkdtemp(dir) == NULL) {
+		return EXIT_FAILURE;
+	}
+	snprintf(path, sizeof path, "%s/state.json", dir);
+	test_round_trip();
+	test_corrupt();
+	char cmd[300];
+	if (getenv("KEEP")) return check_finish("test_persist");
+	snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+	if (system(cmd) != 0) {
+		return EXIT_FAILURE;
+	}
+	return check_finish("test_persist");
+}
