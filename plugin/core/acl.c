@@ -143,6 +143,14 @@ enum chat_acl_result chat_acl_check(struct chat *chat, const char *clientid,
 	enum chat_access access, const char *topic, int qos, int64_t now_ms)
 {
 	(void)now_ms;
+	/*
+	 * A client whose connection ended without subscriptions is back if any check comes from its
+	 * client id: Mosquitto 2.0 reports a takeover as such an end. Only looked up while someone
+	 * is in that state, so ordinary traffic pays nothing.
+	 */
+	if (chat->grace_users > 0 && clientid != NULL) {
+		revive(chat, session_find(chat, clientid));
+	}
 	if (topic == NULL || strncmp(topic, "chat/", 5) != 0) {
 		return chat->config.outside_chat == CHAT_OUTSIDE_ALLOW ? CHAT_ACL_ALLOW
 								       : CHAT_ACL_DEFER;
@@ -153,7 +161,7 @@ enum chat_acl_result chat_acl_check(struct chat *chat, const char *clientid,
 
 	switch (access) {
 	case CHAT_ACCESS_READ:
-		/* Runs for every delivery, also to offline sessions: look, never change state. */
+		/* Runs for every delivery, also to offline persistent sessions: never changes state. */
 		if (is_directory_topic(topic) ||
 			(chat_clientid_valid(clientid) && is_own_inbox(topic, clientid))) {
 			return CHAT_ACL_ALLOW;

@@ -516,9 +516,16 @@ static enum chat_err dispatch(struct request *req, const char *payload, size_t l
 							   : CHAT_ERR_INVALID_REQUEST;
 		return fail(req, err, "NUL characters are not allowed");
 	}
-	req->root = cJSON_ParseWithLength(payload, len);
+	const char *end = NULL;
+	req->root = cJSON_ParseWithLengthOpts(payload, len, &end, false);
 	if (req->root == NULL) {
 		return fail(req, CHAT_ERR_INVALID_REQUEST, "the payload is not JSON");
+	}
+	/* One JSON document and nothing after it but white space. */
+	for (const char *stop = payload + len; end < stop; end++) {
+		if (*end != ' ' && *end != '\t' && *end != '\n' && *end != '\r') {
+			return fail(req, CHAT_ERR_INVALID_REQUEST, "the payload has bytes after its JSON");
+		}
 	}
 	if (!cJSON_IsObject(req->root)) {
 		return fail(req, CHAT_ERR_INVALID_REQUEST, "the payload must be a JSON object");

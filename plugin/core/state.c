@@ -96,6 +96,8 @@ void user_set_presence(struct chat *chat, struct chat_user *user, enum presence 
 	int64_t deadline)
 {
 	bool was_online = user->presence == PRESENCE_ONLINE;
+	chat->grace_users -= user->presence == PRESENCE_GRACE;
+	chat->grace_users += presence == PRESENCE_GRACE;
 	user->presence = presence;
 	user->offline_deadline = deadline;
 	if (was_online != (presence == PRESENCE_ONLINE)) {
@@ -110,6 +112,7 @@ void user_remove(struct chat *chat, struct chat_user *user)
 		member_remove(chat, member);
 	}
 	directory_mark(chat, user->id);
+	chat->grace_users -= user->presence == PRESENCE_GRACE;
 	if (user->session != NULL) {
 		user->session->user = NULL;
 	}

@@ -107,6 +107,7 @@ struct chat {
 	uint64_t sweep_group;         /* ... and group ids below next_group */
 	int64_t next_expiry_scan;
 	size_t membership_count;
+	size_t grace_users;           /* users in PRESENCE_GRACE: while 0, no check looks them up */
 };
 
 /* --- sessions --- */

@@ -65,7 +65,8 @@ static void test_login(void)
 static void test_malformed(void)
 {
 	struct chat *chat = two_users();
-	const char *bad[] = { "", "not json", "[1,2]", "\"str\"", "{\"message\":", "null" };
+	const char *bad[] = { "", "not json", "[1,2]", "\"str\"", "{\"message\":", "null",
+		"{\"message\":\"x\"} trailing", "{\"message\":\"x\"}{}" };
 	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
 		req(chat, "a", "chat/msg/20", bad[i]);
 		CHECK_STR("invalid_request", error_of("a"));
@@ -315,6 +316,10 @@ static void test_sessions(void)
 	chat_on_tick(chat, 7000);
 	chat_get_stats(chat, &stats);
 	CHECK_INT(2, stats.users);
+	/* Any check from the client id brings it back, even on a topic outside chat/. */
+	CHECK(chat_acl_check(chat, "b", CHAT_ACCESS_WRITE, "sensors/t", 0, 7050) == CHAT_ACL_ALLOW);
+	chat_get_stats(chat, &stats);
+	CHECK_INT(2, stats.users_online);
 	CHECK(chat_acl_check(chat, "b", CHAT_ACCESS_SUBSCRIBE, "chat/inbox/b/#", 0, 7100) ==
 		CHAT_ACL_ALLOW);
 	chat_on_tick(chat, 20000);
