@@ -206,7 +206,7 @@ CHAT_EXPORT int mosquitto_plugin_init(mosquitto_plugin_id_t *identifier, void **
 	struct mosquitto_opt *options, int option_count)
 {
 	struct chat_config config;
-	char err[256];
+	char err[CHAT_PATH_MAX + 512];
 	size_t registered = 0;
 	struct chat *chat = NULL;
 

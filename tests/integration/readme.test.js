@@ -23,7 +23,8 @@ function exampleConfig(port, wsPort, dir) {
     .replace(/^listener 8080$/m, `listener ${wsPort} lo`)
     .replace(/^plugin .*$/m, `plugin ${pluginPath}`)
     .replace(/^http_dir .*$/m, `http_dir ${path.join(repoRoot, 'web')}`)
-    .replace(/^persistence_location .*$/m, `persistence_location ${dir}/`);
+    .replace(/^persistence_location .*$/m, `persistence_location ${dir}/`)
+    .replace(/^plugin_opt_state_file .*$/m, `plugin_opt_state_file ${dir}/chat-state.json`);
   for (const line of [`listener ${port} 127.0.0.1`, `listener ${wsPort} lo`, `plugin ${pluginPath}`]) {
     assert.ok(replaced.includes(line), `mosquitto.conf.example no longer has the line this test replaces with '${line}'`);
   }
@@ -57,7 +58,7 @@ after(async () => {
 
 test('mosquitto.conf.example loads the plugin with every documented option', () => {
   const log = broker.log();
-  assert.match(log, /chat: mosquitto-chat \S+ loaded: max_message_bytes=8192 offline_expiry=86400 reconnect_grace=60 .*outside_chat=allow/,
+  assert.match(log, /chat: mosquitto-chat \S+ loaded: max_message_bytes=8192 offline_expiry=86400 reconnect_grace=60 max_groups_per_user=500 max_group_members=1000 request_rate=20 request_burst=100 offline_queue=1000 bind_mqtt_username=false outside_chat=allow state_file=\S+chat-state.json/,
     `expected the plugin's start-up line in the broker log; got:\n${log}`);
 });
 
