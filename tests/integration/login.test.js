@@ -130,11 +130,15 @@ for (const kind of SESSION_KINDS) {
     }
 
     test('boundary usernames are accepted: 64 ASCII bytes, 64 bytes of 2-byte characters, non-ASCII', async () => {
-      for (const name of [
-        `${uniqueId('b')}-`.padEnd(64, 'y'),
-        `${uniqueId('é')}`.padEnd(32, 'é').slice(0, 64),
-        `名前-${uniqueId('u')}`,
-      ]) {
+      const twoByte = (() => {
+        let n = uniqueId('e');
+        if (n.length % 2) n += '-';
+        while (Buffer.byteLength(n) < 64) n += 'é';
+        return n;
+      })();
+      const names = [`${uniqueId('b')}-`.padEnd(64, 'y'), twoByte, `名前-${uniqueId('u')}`];
+      assert.deepEqual(names.slice(0, 2).map((n) => Buffer.byteLength(n)), [64, 64], 'test set-up: 64-byte names');
+      for (const name of names) {
         const c = await track(connect(broker, kindOpts(kind)));
         await c.subscribeInbox();
         assertSuccess(await c.login(name), name, `login of ${JSON.stringify(name)} (${Buffer.byteLength(name)} bytes)`);

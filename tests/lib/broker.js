@@ -111,10 +111,17 @@ async function launch({ dir, port, wsPort, configPath, opts }) {
   child.stderr.setEncoding('utf8');
   child.stderr.on('data', (chunk) => { log += chunk; });
   let exited = null;
+  let started = false;
+  let stopRequested = false;
   const exitPromise = new Promise((resolve) => {
     child.on('exit', (code, signal) => {
       running.delete(child);
       exited = { code, signal };
+      if (started && !stopRequested) {
+        // A crash shows up in tests as timeouts and closed connections: say what happened.
+        process.stderr.write(`\n*** mosquitto (pid ${child.pid}, port ${port}) exited unexpectedly `
+          + `(${JSON.stringify(exited)}); the end of its log:\n${log.slice(-4000)}\n`);
+      }
       resolve(exited);
     });
   });
@@ -131,6 +138,7 @@ async function launch({ dir, port, wsPort, configPath, opts }) {
     }
     await new Promise((resolve) => setTimeout(resolve, 25));
   }
+  started = true;
 
   return {
     dir,
@@ -144,6 +152,7 @@ async function launch({ dir, port, wsPort, configPath, opts }) {
     get exited() { return exited; },
     /** Stops the broker with the given signal and resolves with its exit status. */
     async stop(signal = 'SIGTERM') {
+      stopRequested = true;
       if (!exited) child.kill(signal);
       const status = await exitPromise;
       if (valgrind && signal === 'SIGTERM' && status.code !== 0) {
@@ -153,6 +162,7 @@ async function launch({ dir, port, wsPort, configPath, opts }) {
     },
     /** Starts the same configuration again (same ports and folder), e.g. after a restart. */
     async restart(signal = 'SIGTERM') {
+      stopRequested = true;
       if (!exited) { child.kill(signal); await exitPromise; }
       return launch({ dir, port, wsPort, configPath, opts });
     },

@@ -21,6 +21,7 @@ export class TestClient {
     this.closed = false;  // the network connection has ended (by us or by the broker)
     this.errors = [];     // 'error' events (kept so that an unexpected one fails a test, not the process)
     this.disconnectPacket = null; // an MQTT 5 DISCONNECT the broker sent us, if any
+    client.setMaxListeners(0);
     client.on('close', () => { this.closed = true; });
     client.on('error', (err) => { this.errors.push(err); });
     client.on('disconnect', (packet) => { this.disconnectPacket = packet; });
@@ -53,7 +54,9 @@ export class TestClient {
       const granted = await this.client.subscribeAsync(filter, { qos });
       return granted[0].qos;
     } catch (err) {
-      if (typeof err.code === 'number') return err.code;
+      // MQTT.js rejects a refused SUBSCRIBE with the SUBACK packet attached.
+      const code = err.packet?.granted?.[0] ?? err.code;
+      if (typeof code === 'number') return code;
       throw err;
     }
   }
@@ -69,7 +72,19 @@ export class TestClient {
 
   publish(topic, payload, opts = { qos: 1 }) {
     const body = typeof payload === 'string' || Buffer.isBuffer(payload) ? payload : JSON.stringify(payload);
-    return this.client.publishAsync(topic, body, opts);
+    // A publish whose connection ends (a broker crash, a kick) rejects instead of pending forever.
+    if (this.closed) {
+      return Promise.reject(new Error(`publish to ${topic}: the connection of ${this.clientId} is closed`));
+    }
+    return new Promise((resolve, reject) => {
+      const onClose = () => reject(new Error(
+        `publish to ${topic}: the connection of ${this.clientId} closed before the broker acknowledged it`));
+      this.client.once('close', onClose);
+      this.client.publishAsync(topic, body, opts).then(
+        (r) => { this.client.off('close', onClose); resolve(r); },
+        (e) => { this.client.off('close', onClose); reject(e); },
+      );
+    });
   }
 
   /**
@@ -212,17 +227,22 @@ export class TestClient {
  */
 export function connect(broker, opts = {}) {
   const clientId = opts.clientId ?? uniqueId();
-  const client = mqtt.connect(opts.url || broker.url, {
-    clientId,
-    protocolVersion: opts.protocolVersion ?? 4,
-    clean: opts.clean ?? true,
-    reconnectPeriod: 0,
-    connectTimeout: 5000,
-    properties: opts.properties,
-    username: opts.username,
-    password: opts.password,
-    keepalive: opts.keepalive ?? 60,
-  });
+  let client;
+  try {
+    client = mqtt.connect(opts.url || broker.url, {
+      clientId,
+      protocolVersion: opts.protocolVersion ?? 4,
+      clean: opts.clean ?? true,
+      reconnectPeriod: 0,
+      connectTimeout: 5000,
+      properties: opts.properties,
+      username: opts.username,
+      password: opts.password,
+      keepalive: opts.keepalive ?? 60,
+    });
+  } catch (err) {
+    return Promise.reject(err); // e.g. MQTT.js refusing an option combination
+  }
   // The recorder is attached before the CONNACK: messages queued for a persistent session can
   // arrive in the same TCP segment as the CONNACK, before any promise continuation runs.
   const tc = new TestClient(client, clientId);
