@@ -124,6 +124,7 @@ static inline struct chat *fake_chat(struct fake_broker *fb, const struct chat_c
 	struct chat_hooks hooks = {
 		.ctx = fb, .publish = fake_publish, .log = fake_log, .wall_ms = fake_wall,
 	};
+	fake_clear(fb); /* what an earlier core in this test published */
 	memset(fb, 0, sizeof *fb);
 	fb->wall = 1700000000000;
 	struct chat *chat = NULL;

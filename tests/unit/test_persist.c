@@ -141,6 +141,7 @@ int main(void)
 	snprintf(path, sizeof path, "%s/state.json", dir);
 	test_round_trip();
 	test_corrupt();
+	fake_clear(&fb);
 	char cmd[300];
 	if (getenv("KEEP")) return check_finish("test_persist");
 	snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
