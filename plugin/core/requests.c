@@ -492,6 +492,26 @@ static enum chat_err handle_leave_group(struct request *req)
 /* Entry point                                                                           */
 /* ===================================================================================== */
 
+/*
+ * Checks a field that names the sender (the seed's `sender`, or a `username`): absent or null
+ * passes; anything else must be a string naming this connection's user.
+ */
+static enum chat_err identity_field(struct request *req, const char *name, const char *expected,
+	enum chat_err mismatch)
+{
+	const cJSON *item = field(req->root, name);
+	if (item == NULL) {
+		return CHAT_OK;
+	}
+	if (!cJSON_IsString(item)) {
+		return failf(req, CHAT_ERR_INVALID_REQUEST, "field '%s' must be a string", name);
+	}
+	if (strcmp(item->valuestring, expected) != 0) {
+		return failf(req, mismatch, "field '%s' does not name this connection's user", name);
+	}
+	return CHAT_OK;
+}
+
 /* Parses and authorises the request, then runs its handler. */
 static enum chat_err dispatch(struct request *req, const char *payload, size_t len)
 {
@@ -536,21 +556,12 @@ static enum chat_err dispatch(struct request *req, const char *payload, size_t l
 		if (user == NULL) {
 			return fail(req, CHAT_ERR_NOT_LOGGED_IN, "log in first");
 		}
-		const cJSON *sender = field(req->root, "sender");
-		if (sender != NULL && !cJSON_IsString(sender)) {
-			return fail(req, CHAT_ERR_INVALID_REQUEST, "field 'sender' must be a string");
+		enum chat_err err = identity_field(req, "sender", user->id, CHAT_ERR_SENDER_MISMATCH);
+		if (err == CHAT_OK) {
+			err = identity_field(req, "username", user->username, CHAT_ERR_USERNAME_MISMATCH);
 		}
-		if (sender != NULL && strcmp(sender->valuestring, user->id) != 0) {
-			return fail(req, CHAT_ERR_SENDER_MISMATCH,
-				"field 'sender' is not the userid of this connection");
-		}
-		const cJSON *username = field(req->root, "username");
-		if (username != NULL && !cJSON_IsString(username)) {
-			return fail(req, CHAT_ERR_INVALID_REQUEST, "field 'username' must be a string");
-		}
-		if (username != NULL && strcmp(username->valuestring, user->username) != 0) {
-			return fail(req, CHAT_ERR_USERNAME_MISMATCH,
-				"field 'username' is not the username of this connection");
+		if (err != CHAT_OK) {
+			return err;
 		}
 		/* Any request from a persistent session that reconnected resumes its user. */
 		if (user->presence != PRESENCE_ONLINE) {
