@@ -10,6 +10,7 @@ void directory_mark(struct chat *chat, const char *id)
 {
 	/* Every change the directory shows is a change of the saved state too. */
 	chat->contacts_dirty = true;
+	chat->contacts_changes++;
 	chat->state_dirty = true;
 	struct dirty_id *dirty = NULL;
 	HASH_FIND_STR(chat->dirty, id, dirty);
@@ -60,8 +61,12 @@ static void publish_entity(struct chat *chat, const char *id)
 	}
 }
 
-/* The longest wait between two snapshots, however large the chat. */
-#define CONTACTS_MAX_INTERVAL_MS 2000
+/* Below this many users the snapshot goes out on every tick that follows a change. */
+#define CONTACTS_DEBOUNCE_USERS 200
+/* Above it, a pause in the changes this long lets the snapshot go out... */
+#define CONTACTS_QUIET_MS 100
+/* ... and it never waits longer than users / 2 ms, nor than this. */
+#define CONTACTS_MAX_WAIT_MS 5000
 
 /* Ids cleared per tick after a restart, so a long history does not stall the broker. */
 #define SWEEP_BATCH 2000
@@ -105,8 +110,27 @@ void directory_flush(struct chat *chat, int64_t now_ms)
 		HASH_DEL(chat->dirty, dirty);
 		free(dirty);
 	}
-	if (!chat->contacts_dirty || now_ms < chat->next_contacts_at) {
+	if (!chat->contacts_dirty) {
 		return;
+	}
+	if (chat->contacts_changes != chat->contacts_changes_seen) {
+		chat->contacts_changes_seen = chat->contacts_changes;
+		chat->contacts_changed_at = now_ms;
+		if (!chat->contacts_stale) {
+			chat->contacts_stale = true;
+			chat->contacts_stale_since = now_ms;
+		}
+	}
+	size_t users = HASH_CNT(hh_id, chat->users_by_id);
+	if (users >= CONTACTS_DEBOUNCE_USERS) {
+		int64_t max_wait = (int64_t)(users / 2);
+		if (max_wait > CONTACTS_MAX_WAIT_MS) {
+			max_wait = CONTACTS_MAX_WAIT_MS;
+		}
+		if (now_ms - chat->contacts_changed_at < CONTACTS_QUIET_MS &&
+			now_ms - chat->contacts_stale_since < max_wait) {
+			return;
+		}
 	}
 	cJSON *doc = codec_contacts(chat);
 	if (doc == NULL || codec_send(chat, NULL, "chat/contacts", doc, 1, true) != CHAT_OK) {
@@ -116,8 +140,7 @@ void directory_flush(struct chat *chat, int64_t now_ms)
 	}
 	cJSON_Delete(doc);
 	chat->contacts_dirty = false;
-	int64_t wait = (int64_t)(HASH_CNT(hh_id, chat->users_by_id) / 10);
-	chat->next_contacts_at = now_ms + (wait < CONTACTS_MAX_INTERVAL_MS ? wait : CONTACTS_MAX_INTERVAL_MS);
+	chat->contacts_stale = false;
 }
 
 void directory_clear(struct chat *chat)

@@ -16,6 +16,12 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+/*
+ * Every user and every group has a small table of its memberships; uthash's default of 32
+ * buckets would cost ~500 bytes each before the first member. Tables grow as they fill.
+ */
+#define HASH_INITIAL_NUM_BUCKETS 4U
+#define HASH_INITIAL_NUM_BUCKETS_LOG2 2U
 #include <uthash.h>
 
 #include "chat.h"
@@ -94,7 +100,11 @@ struct chat {
 	struct chat_group *groups;
 	struct dirty_id *dirty;       /* users and groups to republish */
 	bool contacts_dirty;
-	int64_t next_contacts_at;     /* monotonic ms before which no snapshot goes out */
+	uint64_t contacts_changes;     /* counts directory changes, ... */
+	uint64_t contacts_changes_seen; /* ... up to the one the last tick saw */
+	int64_t contacts_changed_at;  /* monotonic ms of the tick that saw the last change */
+	bool contacts_stale;          /* a change is waiting for the snapshot, ... */
+	int64_t contacts_stale_since; /* ... since the tick that saw it (monotonic ms) */
 	bool started;                 /* the first tick has run */
 	uint64_t next_user;           /* user ids are next_user * 10 */
 	uint64_t next_group;          /* group ids are next_group * 10 + 1 */
