@@ -18,11 +18,14 @@
 
 /*
  * Every user and every group has a small table of its memberships; uthash's default of 32
- * buckets would cost ~500 bytes each before the first member. Tables grow as they fill.
+ * buckets would cost ~500 bytes each before the first member. Tables grow as they fill (the
+ * macros are read where the hash operations expand, so redefining them here is enough).
  */
+#include <uthash.h>
+#undef HASH_INITIAL_NUM_BUCKETS
+#undef HASH_INITIAL_NUM_BUCKETS_LOG2
 #define HASH_INITIAL_NUM_BUCKETS 4U
 #define HASH_INITIAL_NUM_BUCKETS_LOG2 2U
-#include <uthash.h>
 
 #include "chat.h"
 #include "validate.h"
