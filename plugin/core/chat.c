@@ -22,8 +22,9 @@ enum chat_err chat_new(const struct chat_config *config, const struct chat_hooks
 	}
 	chat->config = *config;
 	chat->hooks = *hooks;
-	chat->next_user = 1;
-	chat->next_group = 1;
+	chat->user_ids.next = 1;
+	chat->group_ids.next = 1;
+	chat->message_ids.next = 1;
 	*out = chat;
 	return CHAT_OK;
 }

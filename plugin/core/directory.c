@@ -80,7 +80,7 @@ static void sweep(struct chat *chat)
 	char id[32];
 	unsigned budget = SWEEP_BATCH;
 	for (; chat->sweep_user != 0 && budget > 0; budget--) {
-		if (chat->sweep_user >= chat->next_user) {
+		if (chat->sweep_user >= chat->user_ids.next) {
 			chat->sweep_user = 0;
 			break;
 		}
@@ -90,7 +90,7 @@ static void sweep(struct chat *chat)
 		}
 	}
 	for (; chat->sweep_group != 0 && budget > 0; budget--) {
-		if (chat->sweep_group >= chat->next_group) {
+		if (chat->sweep_group >= chat->group_ids.next) {
 			chat->sweep_group = 0;
 			break;
 		}

@@ -21,17 +21,67 @@
 /* Saving                                                                                */
 /* ===================================================================================== */
 
-static cJSON *render_state(const struct chat *chat)
+/* The counters as saved: where each one is, and what is reserved beyond it. */
+static const struct saved_counter {
+	const char *next;
+	const char *reserved;
+	size_t offset;
+	uint64_t block;
+} saved_counters[] = {
+	{ "next_user", "reserved_user", offsetof(struct chat, user_ids), PERSIST_ID_BLOCK },
+	{ "next_group", "reserved_group", offsetof(struct chat, group_ids), PERSIST_ID_BLOCK },
+	{ "next_message", "reserved_message", offsetof(struct chat, message_ids),
+		PERSIST_MESSAGE_BLOCK },
+};
+#define SAVED_COUNTERS (sizeof saved_counters / sizeof saved_counters[0])
+
+static struct id_counter *counter_of(struct chat *chat, const struct saved_counter *saved)
+{
+	return (struct id_counter *)(void *)((char *)chat + saved->offset);
+}
+
+/* Moves every counter's reserve a block ahead when it is within half a block of its end. */
+static void reserve_ahead(struct chat *chat, bool now)
+{
+	for (size_t i = 0; i < SAVED_COUNTERS; i++) {
+		struct id_counter *c = counter_of(chat, &saved_counters[i]);
+		if (now || c->next + saved_counters[i].block / 2 >= c->reserved) {
+			c->reserved = c->next + saved_counters[i].block;
+			chat->state_dirty = true;
+		}
+	}
+}
+
+uint64_t id_take(struct chat *chat, struct id_counter *counter)
+{
+	if (chat->config.state_file[0] != '\0' && counter->next >= counter->reserved) {
+		/*
+		 * The reserve ran out before a tick could extend it (more ids in one second than
+		 * half a block, or the first ids after a start): extend and save before issuing.
+		 */
+		reserve_ahead(chat, true);
+		(void)persist_save(chat, false);
+	}
+	return counter->next++;
+}
+
+static cJSON *render_state(struct chat *chat, bool clean)
 {
 	cJSON *doc = cJSON_CreateObject();
 	cJSON *users = cJSON_AddArrayToObject(doc, "users");
 	cJSON *groups = cJSON_AddArrayToObject(doc, "groups");
 	if (doc == NULL || users == NULL || groups == NULL ||
 		cJSON_AddNumberToObject(doc, "version", STATE_VERSION) == NULL ||
-		cJSON_AddNumberToObject(doc, "next_user", (double)chat->next_user) == NULL ||
-		cJSON_AddNumberToObject(doc, "next_group", (double)chat->next_group) == NULL ||
-		cJSON_AddNumberToObject(doc, "message_reserve", (double)chat->message_reserve) == NULL) {
+		cJSON_AddBoolToObject(doc, "clean_shutdown", clean) == NULL) {
 		goto error;
+	}
+	for (size_t i = 0; i < SAVED_COUNTERS; i++) {
+		const struct id_counter *c = counter_of(chat, &saved_counters[i]);
+		if (cJSON_AddNumberToObject(doc, saved_counters[i].next, (double)c->next) == NULL ||
+			cJSON_AddNumberToObject(doc, saved_counters[i].reserved, (double)c->reserved) ==
+				NULL) {
+			goto error;
+		}
 	}
 	const struct chat_user *user;
 	for (user = chat->users_by_id; user != NULL; user = user->hh_id.next) {
@@ -87,12 +137,12 @@ static bool write_file(const char *path, const char *text, size_t len)
 	return true;
 }
 
-enum chat_err persist_save(struct chat *chat)
+enum chat_err persist_save(struct chat *chat, bool clean)
 {
 	if (chat->config.state_file[0] == '\0') {
 		return CHAT_OK;
 	}
-	cJSON *doc = render_state(chat);
+	cJSON *doc = render_state(chat, clean);
 	char *text = doc != NULL ? cJSON_PrintUnformatted(doc) : NULL;
 	cJSON_Delete(doc);
 	bool ok = text != NULL && write_file(chat->config.state_file, text, strlen(text));
@@ -117,7 +167,7 @@ enum chat_err persist_save(struct chat *chat)
 
 enum chat_err chat_state_save(struct chat *chat)
 {
-	return persist_save(chat);
+	return persist_save(chat, true);
 }
 
 void persist_tick(struct chat *chat, int64_t now_ms)
@@ -125,15 +175,11 @@ void persist_tick(struct chat *chat, int64_t now_ms)
 	if (chat->config.state_file[0] == '\0') {
 		return;
 	}
-	/* Reserve the next block of message ids well before this one runs out. */
-	if (chat->next_message + PERSIST_MESSAGE_BLOCK / 2 >= chat->message_reserve) {
-		chat->message_reserve = chat->next_message + PERSIST_MESSAGE_BLOCK;
-		chat->state_dirty = true;
-	}
+	reserve_ahead(chat, false);
 	if (!chat->state_dirty || now_ms < chat->next_save_at) {
 		return;
 	}
-	(void)persist_save(chat);
+	(void)persist_save(chat, false);
 	chat->next_save_at = now_ms + SAVE_INTERVAL_MS;
 }
 
@@ -188,7 +234,7 @@ static bool load_user(struct loader *ld, const cJSON *entry, int64_t now_ms)
 	if (!chat_is_userid(id) || username == NULL ||
 		!chat_username_valid(username, strlen(username)) || !chat_clientid_valid(clientid) ||
 		!cJSON_IsBool(persistent) || !cJSON_IsNumber(qos) || qos->valuedouble < 0 ||
-		qos->valuedouble > 2 || id_counter(id) >= chat->next_user) {
+		qos->valuedouble > 2 || id_counter(id) >= chat->user_ids.next) {
 		return bad(ld, "a user record is malformed");
 	}
 	if (user_find(chat, id) != NULL || user_find_by_name(chat, username, strlen(username)) != NULL) {
@@ -223,7 +269,8 @@ static bool load_group(struct loader *ld, const cJSON *entry)
 	struct chat *chat = ld->chat;
 	const char *id = string_of(entry, "id");
 	const cJSON *members = cJSON_GetObjectItemCaseSensitive(entry, "member");
-	if (!chat_is_groupid(id) || !cJSON_IsArray(members) || id_counter(id) >= chat->next_group) {
+	if (!chat_is_groupid(id) || !cJSON_IsArray(members) ||
+		id_counter(id) >= chat->group_ids.next) {
 		return bad(ld, "a group record is malformed");
 	}
 	if (group_find(chat, id) != NULL) {
@@ -236,7 +283,7 @@ static bool load_group(struct loader *ld, const cJSON *entry)
 	const cJSON *member;
 	cJSON_ArrayForEach(member, members) {
 		if (!cJSON_IsString(member) || !chat_is_userid(member->valuestring) ||
-			id_counter(member->valuestring) >= chat->next_user) {
+			id_counter(member->valuestring) >= chat->user_ids.next) {
 			return bad(ld, "a group member is malformed");
 		}
 		/* Members of clean sessions were not restored; the group goes on without them. */
@@ -247,6 +294,29 @@ static bool load_group(struct loader *ld, const cJSON *entry)
 	}
 	if (group->member_count == 0) {
 		group_delete(chat, group);
+	}
+	return true;
+}
+
+/*
+ * Sets the counters from a saved state. After a clean shutdown they continue exactly; after a
+ * crash, from what was reserved, since ids up to there may have been issued after the last save.
+ */
+static bool load_counters(const cJSON *doc, struct chat *chat)
+{
+	bool clean = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(doc, "clean_shutdown"));
+	if (!cJSON_IsBool(cJSON_GetObjectItemCaseSensitive(doc, "clean_shutdown"))) {
+		return false;
+	}
+	for (size_t i = 0; i < SAVED_COUNTERS; i++) {
+		uint64_t next = 0, reserved = 0;
+		if (!counter(doc, saved_counters[i].next, &next) ||
+			!counter(doc, saved_counters[i].reserved, &reserved) || reserved < next) {
+			return false;
+		}
+		struct id_counter *c = counter_of(chat, &saved_counters[i]);
+		c->next = clean ? next : reserved;
+		c->reserved = c->next; /* nothing is reserved in this run until it is saved */
 	}
 	return true;
 }
@@ -265,11 +335,8 @@ enum chat_err persist_parse(struct chat *chat, const char *text, size_t len, int
 		bad(&ld, "not a JSON object");
 	} else if (!cJSON_IsNumber(version) || version->valuedouble != STATE_VERSION) {
 		bad(&ld, "unknown version");
-	} else if (!counter(doc, "next_user", &chat->next_user) ||
-		!counter(doc, "next_group", &chat->next_group) ||
-		!counter(doc, "message_reserve", &chat->message_reserve) || !cJSON_IsArray(users) ||
-		!cJSON_IsArray(groups)) {
-		bad(&ld, "counters or lists missing");
+	} else if (!load_counters(doc, chat) || !cJSON_IsArray(users) || !cJSON_IsArray(groups)) {
+		bad(&ld, "counters or lists missing or inconsistent");
 	} else {
 		ok = true;
 		const cJSON *entry;
@@ -289,14 +356,14 @@ enum chat_err persist_parse(struct chat *chat, const char *text, size_t len, int
 	cJSON_Delete(doc);
 	if (!ok) {
 		state_clear(chat);
-		chat->next_user = 1;
-		chat->next_group = 1;
-		chat->message_reserve = 0;
+		for (size_t i = 0; i < SAVED_COUNTERS; i++) {
+			*counter_of(chat, &saved_counters[i]) = (struct id_counter){ .next = 1 };
+		}
 		chat->state_dirty = false;
 		return CHAT_ERR_INVALID_REQUEST;
 	}
-	/* Issue message ids above any that the previous run may have used. */
-	chat->next_message = chat->message_reserve;
+	/* This run's first save says it has not (yet) shut down cleanly. */
+	chat->state_dirty = true;
 	/* Clear retained directory topics of every id that is no more, a batch per tick. */
 	chat->sweep_user = 1;
 	chat->sweep_group = 1;

@@ -336,7 +336,7 @@ static enum chat_err handle_message(struct request *req)
 	}
 
 	char id[24];
-	snprintf(id, sizeof id, "%llu", (unsigned long long)++chat->next_message);
+	snprintf(id, sizeof id, "%llu", (unsigned long long)id_take(chat, &chat->message_ids));
 	cJSON *doc = cJSON_CreateObject();
 	char *rendered = NULL;
 	if (doc != NULL && cJSON_AddStringToObject(doc, "sender", sender->id) != NULL &&

@@ -64,13 +64,9 @@ struct chat_user *user_find_by_name(struct chat *chat, const char *username, siz
 struct chat_user *user_create(struct chat *chat, struct chat_session *session,
 	const char *username, size_t len)
 {
-	char id[CHAT_ID_BUF];
-	snprintf(id, sizeof id, "%llu0", (unsigned long long)chat->next_user);
-	struct chat_user *user = user_insert(chat, session, id, username, len);
-	if (user != NULL) {
-		chat->next_user++;
-	}
-	return user;
+	char id[32];
+	snprintf(id, sizeof id, "%llu0", (unsigned long long)id_take(chat, &chat->user_ids));
+	return user_insert(chat, session, id, username, len);
 }
 
 struct chat_user *user_insert(struct chat *chat, struct chat_session *session, const char *id,
@@ -134,13 +130,9 @@ struct chat_group *group_find(struct chat *chat, const char *groupid)
 
 struct chat_group *group_create(struct chat *chat)
 {
-	char id[CHAT_ID_BUF];
-	snprintf(id, sizeof id, "%llu1", (unsigned long long)chat->next_group);
-	struct chat_group *group = group_insert(chat, id);
-	if (group != NULL) {
-		chat->next_group++;
-	}
-	return group;
+	char id[32];
+	snprintf(id, sizeof id, "%llu1", (unsigned long long)id_take(chat, &chat->group_ids));
+	return group_insert(chat, id);
 }
 
 struct chat_group *group_insert(struct chat *chat, const char *id)

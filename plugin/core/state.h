@@ -88,6 +88,15 @@ struct chat_session {
 	char clientid[];
 };
 
+/*
+ * A source of ids that are never reused. With a state file, the file records `reserved`: no id
+ * at or above it has been issued, so a restart after a crash continues from there.
+ */
+struct id_counter {
+	uint64_t next;
+	uint64_t reserved;
+};
+
 /* A pending directory change: an id whose retained topic must be republished. */
 struct dirty_id {
 	UT_hash_handle hh;
@@ -109,15 +118,14 @@ struct chat {
 	bool contacts_stale;          /* a change is waiting for the snapshot, ... */
 	int64_t contacts_stale_since; /* ... since the tick that saw it (monotonic ms) */
 	bool started;                 /* the first tick has run */
-	uint64_t next_user;           /* user ids are next_user * 10 */
-	uint64_t next_group;          /* group ids are next_group * 10 + 1 */
-	uint64_t next_message;
-	uint64_t message_reserve;     /* message ids below this may have been issued: saved */
+	struct id_counter user_ids;   /* user ids are n * 10 */
+	struct id_counter group_ids;  /* group ids are n * 10 + 1 */
+	struct id_counter message_ids;
 	bool state_dirty;             /* the state file is behind */
 	int64_t next_save_at;         /* monotonic ms before which the state file is not written */
 	bool save_failing;            /* the last save failed (logged once until one succeeds) */
-	uint64_t sweep_user;          /* restored: user ids below next_user still to clear */
-	uint64_t sweep_group;         /* ... and group ids below next_group */
+	uint64_t sweep_user;          /* restored: user ids below user_ids.next still to clear */
+	uint64_t sweep_group;         /* ... and group ids below group_ids.next */
 	int64_t next_expiry_scan;
 	size_t membership_count;
 	size_t grace_users;           /* users in PRESENCE_GRACE: while 0, no check looks them up */
@@ -183,6 +191,9 @@ void group_delete(struct chat *chat, struct chat_group *group);
 
 /* Frees every record without marking anything (used by chat_free). */
 void state_clear(struct chat *chat);
+
+/* The next id of `counter`, first making sure the state file reserves it (persist.c). */
+uint64_t id_take(struct chat *chat, struct id_counter *counter);
 
 /* True for the request topics (DESIGN.md section 3), which anyone may publish. */
 bool chat_topic_is_request(const char *topic);

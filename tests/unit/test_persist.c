@@ -48,6 +48,7 @@ static void test_round_trip(void)
 	chat_on_tick(chat, 5000); /* saves */
 	fake_clear(&fb);
 	CHECK(access(path, F_OK) == 0);
+	CHECK_INT(CHAT_OK, chat_state_save(chat)); /* a graceful stop */
 	chat_free(chat);
 	if (getenv("CHAT_TEST_LOG") != NULL) {
 		char cmd[300];
@@ -73,7 +74,7 @@ static void test_round_trip(void)
 		fake_find(&fb, "chat/contacts")->payload);
 	fake_clear(&fb);
 
-	/* alice resumes her id; new ids continue after the old ones; message ids never repeat. */
+	/* alice resumes her id; after a graceful stop all ids continue exactly where they were. */
 	login(chat, "a", "alice", true);
 	CHECK_STR("10", fake_field(&fb, "chat/inbox/a/login-response", "userid"));
 	login(chat, "d", "dave", true);
@@ -82,9 +83,45 @@ static void test_round_trip(void)
 	CHECK_STR("31", fake_field(&fb, "chat/inbox/a/new_group", "groupid"));
 	preq(chat, "a", "chat/msg/11", "{\"message\":\"again\"}");
 	const char *id = fake_field(&fb, "chat/inbox/b/message", "id");
-	CHECK(id != NULL && strtoull(id, NULL, 10) > 1000000);
+	CHECK_STR("2", id); /* the one message before the restart was 1 */
 	fake_clear(&fb);
 	chat_free(chat);
+}
+
+static void test_crash_and_clean_shutdown(void)
+{
+	remove(path);
+	struct chat *chat = with_state_file();
+	login(chat, "a", "alice", true);
+	chat_on_tick(chat, 10000); /* saved */
+	login(chat, "b", "bob", true); /* issued after the last save ... */
+	preq(chat, "a", "chat/group/create", "{\"member\":{}}");
+	fake_clear(&fb);
+	chat_free(chat); /* ... and the broker dies without saving again */
+
+	chat = with_state_file();
+	struct chat_stats stats;
+	chat_get_stats(chat, &stats);
+	CHECK_INT(1, stats.users); /* as of the last save */
+	login(chat, "c", "carol", true);
+	const char *id = fake_field(&fb, "chat/inbox/c/login-response", "userid");
+	unsigned long long carol = id != NULL ? strtoull(id, NULL, 10) : 0;
+	CHECK(carol > 20); /* never bob's 20 again */
+	preq(chat, "c", "chat/group/create", "{\"member\":{}}");
+	const char *gid = fake_field(&fb, "chat/inbox/c/new_group", "groupid");
+	CHECK(gid != NULL && strtoull(gid, NULL, 10) > 11);
+	fake_clear(&fb);
+	CHECK_INT(CHAT_OK, chat_state_save(chat)); /* a graceful stop */
+	chat_free(chat);
+
+	/* After a clean shutdown the counters continue exactly. */
+	chat = with_state_file();
+	login(chat, "d", "dave", true);
+	id = fake_field(&fb, "chat/inbox/d/login-response", "userid");
+	CHECK_INT(carol + 10, id != NULL ? strtoull(id, NULL, 10) : 0);
+	fake_clear(&fb);
+	chat_free(chat);
+	remove(path);
 }
 
 static void test_corrupt(void)
@@ -108,15 +145,25 @@ static void test_corrupt(void)
 	chat_free(chat);
 
 	/* Well-formed JSON that breaks the rules is refused as a whole. */
+#define COUNTERS "\"clean_shutdown\":true,\"next_user\":3,\"reserved_user\":3,\"next_group\":2," \
+		 "\"reserved_group\":2,\"next_message\":1,\"reserved_message\":1"
 	const char *bad[] = {
 		"[]",
-		"{\"version\":2,\"next_user\":2,\"next_group\":1,\"message_reserve\":1,\"users\":[],\"groups\":[]}",
-		"{\"version\":1,\"next_user\":2,\"next_group\":1,\"message_reserve\":1,\"users\":[{\"id\":\"90\","
-		"\"username\":\"x\",\"clientid\":\"x\",\"persistent\":true,\"qos\":1}],\"groups\":[]}",
-		"{\"version\":1,\"next_user\":3,\"next_group\":1,\"message_reserve\":1,\"users\":[{\"id\":\"10\","
-		"\"username\":\"x\",\"clientid\":\"x\",\"persistent\":true,\"qos\":1},{\"id\":\"20\","
-		"\"username\":\"x\",\"clientid\":\"y\",\"persistent\":true,\"qos\":1}],\"groups\":[]}",
-		"{\"version\":1,\"next_user\":2,\"next_group\":2,\"message_reserve\":1.5,\"users\":[],\"groups\":[]}",
+		"{\"version\":2," COUNTERS ",\"users\":[],\"groups\":[]}",
+		/* a user id beyond the counter */
+		"{\"version\":1," COUNTERS ",\"users\":[{\"id\":\"90\",\"username\":\"x\","
+		"\"clientid\":\"x\",\"persistent\":true,\"qos\":1}],\"groups\":[]}",
+		/* one username twice */
+		"{\"version\":1," COUNTERS ",\"users\":[{\"id\":\"10\",\"username\":\"x\","
+		"\"clientid\":\"x\",\"persistent\":true,\"qos\":1},{\"id\":\"20\",\"username\":\"x\","
+		"\"clientid\":\"y\",\"persistent\":true,\"qos\":1}],\"groups\":[]}",
+		/* a counter that is not a whole number, and a reserve below its counter */
+		"{\"version\":1,\"clean_shutdown\":true,\"next_user\":1.5,\"reserved_user\":3,"
+		"\"next_group\":2,\"reserved_group\":2,\"next_message\":1,\"reserved_message\":1,"
+		"\"users\":[],\"groups\":[]}",
+		"{\"version\":1,\"clean_shutdown\":true,\"next_user\":5,\"reserved_user\":3,"
+		"\"next_group\":2,\"reserved_group\":2,\"next_message\":1,\"reserved_message\":1,"
+		"\"users\":[],\"groups\":[]}",
 	};
 	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
 		f = fopen(path, "w");
@@ -129,7 +176,7 @@ static void test_corrupt(void)
 		chat_free(chat);
 	}
 	/* Every unusable file is still there, under its own name. */
-	snprintf(cmd, sizeof cmd, "test $(ls %s | grep -c 'state.json.corrupt-') -eq 6", dir);
+	snprintf(cmd, sizeof cmd, "test $(ls %s | grep -c 'state.json.corrupt-') -eq 7", dir);
 	CHECK_INT(0, system(cmd));
 }
 
@@ -140,6 +187,7 @@ int main(void)
 	}
 	snprintf(path, sizeof path, "%s/state.json", dir);
 	test_round_trip();
+	test_crash_and_clean_shutdown();
 	test_corrupt();
 	fake_clear(&fb);
 	char cmd[300];
