@@ -65,8 +65,8 @@ static void publish_entity(struct chat *chat, const char *id)
 #define CONTACTS_DEBOUNCE_USERS 200
 /* Above it, a pause in the changes this long lets the snapshot go out... */
 #define CONTACTS_QUIET_MS 100
-/* ... and it never waits longer than users / 2 ms, nor than this. */
-#define CONTACTS_MAX_WAIT_MS 5000
+/* ... and it never waits longer than 1 ms per user, nor than this. */
+#define CONTACTS_MAX_WAIT_MS 10000
 
 /* Ids cleared per tick after a restart, so a long history does not stall the broker. */
 #define SWEEP_BATCH 2000
@@ -123,7 +123,7 @@ void directory_flush(struct chat *chat, int64_t now_ms)
 	}
 	size_t users = HASH_CNT(hh_id, chat->users_by_id);
 	if (users >= CONTACTS_DEBOUNCE_USERS) {
-		int64_t max_wait = (int64_t)(users / 2);
+		int64_t max_wait = (int64_t)users;
 		if (max_wait > CONTACTS_MAX_WAIT_MS) {
 			max_wait = CONTACTS_MAX_WAIT_MS;
 		}

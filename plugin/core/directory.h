@@ -6,7 +6,7 @@
  *
  * The snapshot grows with the chat and goes to every subscriber, so publishing it on every tick
  * of a login storm would cost O(users^2) bytes per tick. The snapshot therefore waits until the
- * changes pause (no change for 100 ms) or until it is stale by users / 2 ms (at most 5 s),
+ * changes pause (no change for 100 ms) or until it is stale by 1 ms per user (at most 10 s),
  * whichever comes first; below 200 users it goes out on the tick after a change. A classroom
  * sees a login at once, and a storm of ten thousand logins sends a handful of snapshots instead
  * of one per tick. The small per-entity topics stay current on every tick.
