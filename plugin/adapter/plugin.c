@@ -13,13 +13,23 @@
 #include <mosquitto_broker.h>
 #include <mosquitto_plugin.h>
 
+#include <dirent.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <time.h>
 
 #include <cjson/cJSON.h>
 
 #include "chat.h"
+
+/* What the callbacks get as userdata: the core, and the adapter's own settings. */
+struct plugin {
+	struct chat *chat;
+	int listen_backlog;   /* plugin_opt_listen_backlog; 0 leaves mosquitto's 100 */
+	bool backlog_applied; /* done on the first tick, once the listeners exist */
+};
 
 /* The plugin is built with hidden visibility; only the broker's entry points are exported. */
 #define CHAT_EXPORT __attribute__((visibility("default")))
@@ -81,6 +91,41 @@ static int64_t hook_wall_ms(void *ctx)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+/*
+ * Mosquitto 2.0 listens with a backlog of 100: when thousands of clients connect at once (a
+ * broker restart, a network coming back), SYNs beyond it are dropped and each client waits 1,
+ * 3, 7, 15 s to retry. With plugin_opt_listen_backlog the plugin re-issues listen() with a larger
+ * backlog on the broker's listening sockets (Linux allows it on a listening socket; the kernel
+ * caps it at net.core.somaxconn).
+ */
+static void raise_listen_backlog(int backlog)
+{
+	if (backlog <= 0) {
+		return;
+	}
+	DIR *dir = opendir("/proc/self/fd");
+	if (dir == NULL) {
+		mosquitto_log_printf(MOSQ_LOG_WARNING, "chat: cannot list /proc/self/fd: listen backlog unchanged");
+		return;
+	}
+	int raised = 0;
+	struct dirent *entry;
+	while ((entry = readdir(dir)) != NULL) {
+		char *end = NULL;
+		long fd = strtol(entry->d_name, &end, 10);
+		int accepting = 0;
+		socklen_t len = sizeof accepting;
+		if (*end != '\0' || fd < 0 || fd == dirfd(dir) ||
+			getsockopt((int)fd, SOL_SOCKET, SO_ACCEPTCONN, &accepting, &len) != 0 || !accepting) {
+			continue;
+		}
+		raised += listen((int)fd, backlog) == 0;
+	}
+	closedir(dir);
+	mosquitto_log_printf(MOSQ_LOG_INFO, "chat: listen backlog %d on %d listening sockets", backlog,
+		raised);
+}
+
 /* ---------------------------------------------------------------------------------- */
 /* Callbacks                                                                            */
 /* ---------------------------------------------------------------------------------- */
@@ -106,7 +151,8 @@ static int plugin__on_acl_check(int event, void *event_data, void *userdata)
 	default:
 		return MOSQ_ERR_PLUGIN_DEFER;
 	}
-	switch (chat_acl_check(userdata, mosquitto_client_id(ev->client), access, ev->topic, ev->qos,
+	struct plugin *plugin = userdata;
+	switch (chat_acl_check(plugin->chat, mosquitto_client_id(ev->client), access, ev->topic, ev->qos,
 		monotonic_ms())) {
 	case CHAT_ACL_ALLOW:
 		return MOSQ_ERR_SUCCESS;
@@ -137,7 +183,8 @@ static int plugin__on_message(int event, void *event_data, void *userdata)
 		.username = mosquitto_client_username(ev->client),
 		.clean = mosquitto_client_clean_session(ev->client),
 	};
-	(void)chat_on_publish(userdata, &conn, ev->topic, ev->payload, ev->payloadlen,
+	struct plugin *plugin = userdata;
+	(void)chat_on_publish(plugin->chat, &conn, ev->topic, ev->payload, ev->payloadlen,
 		monotonic_ms());
 	return MOSQ_ERR_SUCCESS;
 }
@@ -146,7 +193,8 @@ static int plugin__on_disconnect(int event, void *event_data, void *userdata)
 {
 	(void)event;
 	struct mosquitto_evt_disconnect *ev = event_data;
-	chat_on_disconnect(userdata, mosquitto_client_id(ev->client),
+	struct plugin *plugin = userdata;
+	chat_on_disconnect(plugin->chat, mosquitto_client_id(ev->client),
 		mosquitto_client_clean_session(ev->client), mosquitto_client_sub_count(ev->client),
 		monotonic_ms());
 	return MOSQ_ERR_SUCCESS;
@@ -156,7 +204,12 @@ static int plugin__on_tick(int event, void *event_data, void *userdata)
 {
 	(void)event;
 	(void)event_data; /* its time fields are zero in 2.0 */
-	chat_on_tick(userdata, monotonic_ms());
+	struct plugin *plugin = userdata;
+	if (!plugin->backlog_applied) {
+		plugin->backlog_applied = true;
+		raise_listen_backlog(plugin->listen_backlog);
+	}
+	chat_on_tick(plugin->chat, monotonic_ms());
 	return MOSQ_ERR_SUCCESS;
 }
 
@@ -208,7 +261,7 @@ CHAT_EXPORT int mosquitto_plugin_init(mosquitto_plugin_id_t *identifier, void **
 	struct chat_config config;
 	char err[CHAT_PATH_MAX + 512];
 	size_t registered = 0;
-	struct chat *chat = NULL;
+	struct plugin *plugin = NULL;
 
 	chat_config_defaults(&config);
 	for (int i = 0; i < option_count; i++) {
@@ -229,21 +282,18 @@ CHAT_EXPORT int mosquitto_plugin_init(mosquitto_plugin_id_t *identifier, void **
 		.log = hook_log,
 		.wall_ms = hook_wall_ms,
 	};
-	if (chat_new(&config, &hooks, &chat) != CHAT_OK) {
+	plugin = mosquitto_calloc(1, sizeof *plugin);
+	if (plugin == NULL || chat_new(&config, &hooks, &plugin->chat) != CHAT_OK ||
+		chat_state_load(plugin->chat, monotonic_ms()) != CHAT_OK) {
 		mosquitto_log_printf(MOSQ_LOG_ERR, "chat: Error: out of memory");
-		return MOSQ_ERR_NOMEM;
+		goto error;
 	}
-
-	if (chat_state_load(chat, monotonic_ms()) != CHAT_OK) {
-		mosquitto_log_printf(MOSQ_LOG_ERR, "chat: Error: out of memory restoring the state file");
-		chat_free(chat);
-		return MOSQ_ERR_NOMEM;
-	}
+	plugin->listen_backlog = (int)config.listen_backlog;
 
 	plugin_id = identifier;
 	for (registered = 0; registered < CALLBACK_COUNT; registered++) {
 		int rc = mosquitto_callback_register(plugin_id, callbacks[registered].event,
-			callbacks[registered].callback, NULL, chat);
+			callbacks[registered].callback, NULL, plugin);
 		if (rc != MOSQ_ERR_SUCCESS) {
 			mosquitto_log_printf(MOSQ_LOG_ERR,
 				"chat: Error: could not register callback for event %d (%d)",
@@ -254,12 +304,15 @@ CHAT_EXPORT int mosquitto_plugin_init(mosquitto_plugin_id_t *identifier, void **
 
 	chat_config_describe(&config, err, sizeof err);
 	mosquitto_log_printf(MOSQ_LOG_INFO, "chat: mosquitto-chat %s loaded: %s", CHAT_VERSION, err);
-	*userdata = chat;
+	*userdata = plugin;
 	return MOSQ_ERR_SUCCESS;
 
 error:
 	unregister_callbacks(registered);
-	chat_free(chat);
+	if (plugin != NULL) {
+		chat_free(plugin->chat);
+		mosquitto_free(plugin);
+	}
 	return MOSQ_ERR_UNKNOWN;
 }
 
@@ -267,9 +320,11 @@ CHAT_EXPORT int mosquitto_plugin_cleanup(void *userdata, struct mosquitto_opt *o
 {
 	(void)options;
 	(void)option_count;
+	struct plugin *plugin = userdata;
 	unregister_callbacks(CALLBACK_COUNT);
 	/* A graceful stop loses nothing: the state as it is now. */
-	(void)chat_state_save(userdata);
-	chat_free(userdata);
+	(void)chat_state_save(plugin->chat);
+	chat_free(plugin->chat);
+	mosquitto_free(plugin);
 	return MOSQ_ERR_SUCCESS;
 }

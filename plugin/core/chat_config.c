@@ -32,6 +32,8 @@ static const struct int_option {
 		"requests" },
 	{ "offline_queue", offsetof(struct chat_config, offline_queue), 0, 100000000, 1000,
 		"messages (0 = no limit)" },
+	{ "listen_backlog", offsetof(struct chat_config, listen_backlog), 0, 65535, 0,
+		"connections (0 = mosquitto's 100)" },
 };
 #define INT_OPTION_COUNT (sizeof int_options / sizeof int_options[0])
 

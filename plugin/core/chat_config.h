@@ -29,6 +29,7 @@ struct chat_config {
 	int64_t request_burst;       /* requests a client may send at once */
 	int64_t offline_queue;       /* deliveries the broker queues per offline client (its
 	                                max_queued_messages); past it the user is told */
+	int64_t listen_backlog;      /* adapter: backlog for the broker's listeners; 0 leaves it */
 	bool bind_mqtt_username;     /* chat username must equal the MQTT username */
 	enum chat_outside outside_chat;
 	char state_file[CHAT_PATH_MAX]; /* "" : chat state is not saved */

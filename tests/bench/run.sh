@@ -176,6 +176,8 @@ start_broker() {
 			echo "plugin_opt_request_burst 1000000"
 			# The broker's max_queued_messages, as the README asks.
 			echo "plugin_opt_offline_queue 100000"
+			# Mosquitto 2.0 listens with a backlog of 100; the plugin can raise it (README, Options).
+			echo "plugin_opt_listen_backlog 4096"
 		fi
 	} >"$conf"
 	"${PIN_BROKER[@]}" "$MOSQUITTO" -c "$conf" 2>"$OUT/brokers/$name.log" &

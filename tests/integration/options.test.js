@@ -5,7 +5,9 @@
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import { startBroker } from '../lib/broker.js';
-import { loggedIn, uniqueId, quietFor } from '../lib/client.js';
+import { connect, loggedIn, uniqueId, quietFor } from '../lib/client.js';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
 
 test('plugin_opt_max_message_bytes 100: 100 bytes accepted, 101 refused (message_too_large), counted in UTF-8 bytes', async () => {
   const b = await startBroker({ options: { max_message_bytes: 100 } });
@@ -111,4 +113,35 @@ describe('a bad option value makes mosquitto exit at start-up with a log line na
       if (broker) { await broker.stop(); broker.cleanup(); }
     });
   }
+});
+
+describe('plugin_opt_listen_backlog', () => {
+  test("raises the backlog of the broker's listening sockets once it runs", async () => {
+    const broker = await startBroker({ options: { listen_backlog: 1000 } });
+    try {
+      const c = await connect(broker); // the broker's loop has ticked once a client is in
+      await c.end();
+      const { stdout } = await promisify(execFile)('ss', ['-ltnH', `sport = :${broker.port}`]);
+      // For a listening socket ss shows the backlog as Send-Q: State Recv-Q Send-Q ...
+      const sendQ = Number(stdout.trim().split(/\s+/)[2]);
+      assert.equal(sendQ, 1000, `expected a backlog of 1000 on port ${broker.port}; ss printed: ${stdout}`);
+      assert.match(broker.log(), /chat: listen backlog 1000 on \d+ listening sockets/);
+    } finally {
+      await broker.stop();
+      broker.cleanup();
+    }
+  });
+
+  test("without it mosquitto's own backlog of 100 stays", async () => {
+    const broker = await startBroker();
+    try {
+      const c = await connect(broker);
+      await c.end();
+      const { stdout } = await promisify(execFile)('ss', ['-ltnH', `sport = :${broker.port}`]);
+      assert.equal(Number(stdout.trim().split(/\s+/)[2]), 100, `ss printed: ${stdout}`);
+    } finally {
+      await broker.stop();
+      broker.cleanup();
+    }
+  });
 });
