@@ -11,6 +11,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { repoRoot, pluginPath, freePort, startBroker } from '../lib/broker.js';
 import { connect } from '../lib/client.js';
+import { rowsMarkdown } from './hostile_table.test.js';
 
 const run = promisify(execFile);
 
@@ -162,4 +163,14 @@ test("the README's MQTT.js example logs in and sends", async () => {
   assert.ok(seen.includes('chat/inbox/carol-laptop/login-response'), `carol should get her login-response; got ${seen}`);
   await client.endAsync();
   await alice.end();
+});
+
+test("the README's table of hostile inputs is the one the tests run", () => {
+  const readme = readFileSync(path.join(repoRoot, 'README.md'), 'utf8');
+  const start = readme.indexOf('<!-- hostile-inputs');
+  const end = readme.indexOf('<!-- /hostile-inputs -->');
+  assert.ok(start >= 0 && end > start, 'the README has the hostile-inputs markers');
+  const inReadme = readme.slice(readme.indexOf('\n', start) + 1, end).trim();
+  assert.equal(inReadme, rowsMarkdown().trim(),
+    'README.md must show exactly the rows of tests/integration/hostile_table.test.js (paste rowsMarkdown())');
 });
