@@ -170,7 +170,7 @@ start_broker() {
 		echo "log_dest stderr"
 		if [ "$kind" = plugin ]; then
 			echo "plugin $PLUGIN"
-			# Capacity, not policy, is measured: the per-client request rate limit (default 20/s)
+			# Capacity, not policy, is measured: the per-client request rate limit (default 50/s)
 			# would throttle the closed loop, so it is set out of reach (its code still runs).
 			echo "plugin_opt_request_rate 1000000"
 			echo "plugin_opt_request_burst 1000000"

@@ -206,7 +206,7 @@ describe('defaults', () => {
     const line = b.log().split('\n').find((l) => l.includes('chat: mosquitto-chat') && l.includes('loaded'));
     assert.ok(line, `a start-up line:\n${b.log()}`);
     for (const kv of ['max_message_bytes=8192', 'offline_expiry=86400', 'reconnect_grace=60', 'max_groups_per_user=500',
-      'max_group_members=1000', 'request_rate=20', 'request_burst=100', 'offline_queue=1000',
+      'max_group_members=1000', 'request_rate=50', 'request_burst=1000', 'offline_queue=1000',
       'bind_mqtt_username=false', 'outside_chat=allow', 'state_file=(none)']) {
       assert.ok(line.includes(kv), `the start-up line lists ${kv}: ${line}`);
     }

@@ -13,7 +13,7 @@ static void test_defaults(void)
 	char buf[256];
 	chat_config_describe(&c, buf, sizeof buf);
 	CHECK_STR("max_message_bytes=8192 offline_expiry=86400 reconnect_grace=60 "
-		  "max_groups_per_user=500 max_group_members=1000 request_rate=20 request_burst=100 "
+		  "max_groups_per_user=500 max_group_members=1000 request_rate=50 request_burst=1000 "
 		  "offline_queue=1000 listen_backlog=0 bind_mqtt_username=false outside_chat=allow "
 		  "state_file=(none)",
 		buf);
