@@ -210,18 +210,18 @@ describe('defaults', () => {
       'bind_mqtt_username=false', 'outside_chat=allow', 'state_file=(none)']) {
       assert.ok(line.includes(kv), `the start-up line lists ${kv}: ${line}`);
     }
-    // The default bucket: 100 at once, then about 20 a second.
+    // The default bucket: 1000 at once, then about 50 a second.
     const c = await track(loggedIn(b, uniqueId('def'), { inboxQos: 0 }));
     await quietFor(300);
     const started = Date.now();
-    for (let i = 0; i < 200; i += 1) c.client.publish('chat/logout', 'x', { qos: 0 });
-    const answers = await arrivals(c, c.inbox('error'), 200, 10000);
+    for (let i = 0; i < 2000; i += 1) c.client.publish('chat/logout', 'x', { qos: 0 });
+    const answers = await arrivals(c, c.inbox('error'), 2000, 20000);
     const elapsed = (Date.now() - started) / 1000 + 0.3;
     const served = answers.filter((m) => m.json.error === 'invalid_request').length;
     const limited = answers.filter((m) => m.json.error === 'rate_limited').length;
-    assert.equal(served + limited, 200);
-    assert.ok(served >= 99 && served <= 100 + 20 * elapsed + 1,
-      `the default burst of 100 (and 20/s) is served: ${served} served, ${limited} limited in ${elapsed.toFixed(2)} s`);
+    assert.equal(served + limited, 2000);
+    assert.ok(served >= 999 && served <= 1000 + 50 * elapsed + 1,
+      `the default burst of 1000 (and 50/s) is served: ${served} served, ${limited} limited in ${elapsed.toFixed(2)} s`);
   });
 
   test('options that are set show in the start-up line', async () => {
