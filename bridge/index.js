@@ -510,7 +510,8 @@ export class ChatSocket extends Emitter {
     if (automatic) this.#autoLogins -= 1;
     let unchanged = false;
     if (data.result === 'success') {
-      unchanged = data.userid === this.userid && data.username === this.username;
+      // A report of deliveries the broker dropped while away always reaches the page.
+      unchanged = data.userid === this.userid && data.username === this.username && !data.dropped;
       this.userid = data.userid;
       this.username = data.username;
     }

@@ -124,7 +124,11 @@ export function reduce(state, action) {
       const res = action.response;
       if (res.result === 'success') {
         const me = { userid: res.userid, username: res.username };
-        return { ...state, me, login: { pending: null, error: null } };
+        const next = { ...state, me, login: { pending: null, error: null } };
+        // The broker could not keep everything sent while this tab was away.
+        return res.dropped > 0
+          ? withNotice(next, `${res.dropped} message${res.dropped === 1 ? ' was' : 's were'} lost while you were away (the broker's queue was full).`)
+          : next;
       }
       // already_logged_in leaves this connection's user logged in; any other failure means
       // nobody is (a resume after a reload or reconnect can fail if the name went meanwhile),

@@ -72,3 +72,9 @@ test('the store keeps the conversation over a reload; unsent messages then show 
   createStore(storage).dispatch({ type: 'logged-out' });
   assert.equal(createStore(storage).state.me, null, 'logging out forgets the conversation');
 });
+
+test('a login that reports dropped deliveries tells the user how many were lost', () => {
+  let s = loggedIn();
+  s = reduce(s, { type: 'login-response', response: { result: 'success', userid: '10', username: 'alice', dropped: 3 } });
+  assert.match(s.notice?.text ?? "", /3 messages were lost/, `the state should carry a notice; it is ${JSON.stringify(s.notice)}`);
+});
