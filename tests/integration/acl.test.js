@@ -3,35 +3,19 @@
 // topics outside chat/ behave as without the plugin (outside_chat allow), or are decided by an
 // acl_file (outside_chat defer).
 
-import { describe, test, before, after } from 'node:test';
+import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { writeFileSync, mkdtempSync, chmodSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { startBroker } from '../lib/broker.js';
+import { brokerPerFile } from '../lib/fixture.js';
 import {
-  connect, loggedIn, uniqueId, PROTOCOLS, watchDirectory, quietFor, retainedWithin,
+  connect, loggedIn, uniqueId, PROTOCOLS, quietFor, retainedWithin,
 } from '../lib/client.js';
 
-let broker;
-let dir;
-const open = [];
-async function track(promise) {
-  const c = await promise;
-  open.push(c);
-  return c;
-}
-
-before(async () => {
-  broker = await startBroker();
-  dir = await watchDirectory(broker);
-});
-after(async () => {
-  await Promise.all(open.map((c) => c.end(true)));
-  await dir?.end();
-  await broker?.stop();
-  broker?.cleanup();
-});
+const fx = brokerPerFile();
+const { track } = fx;
 
 const REQUEST_TOPIC = /^chat\/(login|logout|msg(\/.*)?|group\/(create|join|leave))$/;
 
@@ -66,8 +50,8 @@ for (const proto of PROTOCOLS) {
 
   describe(proto.name, () => {
     test("another client's inbox cannot be subscribed, and nothing of it arrives", async () => {
-      const victim = await track(loggedIn(broker, uniqueId('victim')));
-      const spy = await track(loggedIn(broker, uniqueId('spy'), opts));
+      const victim = await track(loggedIn(fx.broker, uniqueId('victim')));
+      const spy = await track(loggedIn(fx.broker, uniqueId('spy'), opts));
       for (const filter of [
         `chat/inbox/${victim.clientId}/#`,
         `chat/inbox/${victim.clientId}/message`,
@@ -75,7 +59,7 @@ for (const proto of PROTOCOLS) {
       ]) {
         assertRefused(await spy.trySubscribe(filter, 1), pv, `SUBSCRIBE ${filter}`);
       }
-      const peer = await track(loggedIn(broker, uniqueId('peer')));
+      const peer = await track(loggedIn(fx.broker, uniqueId('peer')));
       await peer.send(victim.userid, 'secret');
       await victim.next(victim.inbox('message'), (m) => m.json?.message === 'secret');
       await quietFor(300);
@@ -84,7 +68,7 @@ for (const proto of PROTOCOLS) {
     });
 
     test('filters that match only requests or unknown chat topics are refused; own inbox and directory granted', async () => {
-      const c = await track(connect(broker, opts));
+      const c = await track(connect(fx.broker, opts));
       for (const filter of ['chat/login', 'chat/logout', 'chat/msg/#', 'chat/msg/+', 'chat/group/create', 'chat/group/#', 'chat/other']) {
         assertRefused(await c.trySubscribe(filter, 1), pv, `SUBSCRIBE ${filter}`);
       }
@@ -98,7 +82,7 @@ for (const proto of PROTOCOLS) {
       const eaves = [];
       for (const f of filters) {
         // logged in, but the inbox is only covered by the wildcard
-        const e = await track(connect(broker, opts));
+        const e = await track(connect(fx.broker, opts));
         assert.equal(await e.trySubscribe(f, 1), 1, `${f} granted`);
         await e.publish('chat/login', { username: uniqueId('eave') });
         const r = await e.next(e.inbox('login-response'));
@@ -106,13 +90,13 @@ for (const proto of PROTOCOLS) {
         e.userid = r.json.userid; e.username = r.json.username; e.filter = f;
         eaves.push(e);
       }
-      const anon = await track(connect(broker, opts));
+      const anon = await track(connect(fx.broker, opts));
       assert.equal(await anon.trySubscribe('#', 1), 1, '# granted to a client that never logs in');
       anon.filter = '# (not logged in)';
 
       // Traffic among others: a login, a group, group and direct messages, an error, a logout.
-      const v = await track(loggedIn(broker, uniqueId('v')));
-      const p = await track(loggedIn(broker, uniqueId('p'), { protocolVersion: 5 }));
+      const v = await track(loggedIn(fx.broker, uniqueId('v')));
+      const p = await track(loggedIn(fx.broker, uniqueId('p'), { protocolVersion: 5 }));
       const g = await v.createGroup([p]);
       await v.send(g.groupid, 'group secret');
       await p.next(p.inbox('message'), (m) => m.json?.message === 'group secret');
@@ -120,7 +104,7 @@ for (const proto of PROTOCOLS) {
       await p.next(p.inbox('message'), (m) => m.json?.message === 'direct secret');
       await v.send('999991', 'error please');
       await v.expectError('message', 'unknown_room');
-      const w = await track(loggedIn(broker, uniqueId('w')));
+      const w = await track(loggedIn(fx.broker, uniqueId('w')));
       await w.publish('chat/logout', {});
       // Each eavesdropper gets its own direct message through its wildcard, exactly once.
       for (const e of eaves) {
@@ -140,10 +124,10 @@ for (const proto of PROTOCOLS) {
     });
 
     test('nobody can write an inbox: a spoofed chat/inbox/<victim>/... never arrives', async () => {
-      const victim = await track(loggedIn(broker, uniqueId('victim'), opts));
+      const victim = await track(loggedIn(fx.broker, uniqueId('victim'), opts));
       for (const attacker of [
-        await track(loggedIn(broker, uniqueId('mallory'), opts)),
-        await track(connect(broker, opts)),
+        await track(loggedIn(fx.broker, uniqueId('mallory'), opts)),
+        await track(connect(fx.broker, opts)),
       ]) {
         const fake = { sender: '10', receiver: victim.userid, message: 'spoofed', id: '1', ts: Date.now() };
         await deniedWrite(attacker, pv, `chat/inbox/${victim.clientId}/message`, fake);
@@ -160,13 +144,13 @@ for (const proto of PROTOCOLS) {
     });
 
     test('nobody can write the directory: retained values and live subscribers are unaffected', async () => {
-      const u = await track(loggedIn(broker, uniqueId('dirowner')));
+      const u = await track(loggedIn(fx.broker, uniqueId('dirowner')));
       const g = await u.createGroup([]);
-      await dir.until((d) => d.users[u.userid] && d.groups[g.groupid] && d.contacts?.group?.[g.groupid],
+      await fx.dir.until((d) => d.users[u.userid] && d.groups[g.groupid] && d.contacts?.group?.[g.groupid],
         'the user and group in the directory');
-      const attacker = await track(loggedIn(broker, uniqueId('vandal'), opts));
-      await dir.until((d) => d.users[attacker.userid] && d.contacts?.person?.[attacker.userid], 'the attacker in the directory');
-      const mark = dir.mark();
+      const attacker = await track(loggedIn(fx.broker, uniqueId('vandal'), opts));
+      await fx.dir.until((d) => d.users[attacker.userid] && d.contacts?.person?.[attacker.userid], 'the attacker in the directory');
+      const mark = fx.dir.mark();
       const r = { qos: 1, retain: true };
       await deniedWrite(attacker, pv, 'chat/contacts', { person: { 666: { 666: 'mallory' } }, group: {} }, r);
       await deniedWrite(attacker, pv, 'chat/contacts', '', r);
@@ -177,28 +161,28 @@ for (const proto of PROTOCOLS) {
       await deniedWrite(attacker, pv, 'chat/groups/667', { groupid: '667', member: {} }, r);
       await deniedWrite(attacker, pv, 'chat/other/topic', 'x', r);
       await quietFor(400);
-      assert.deepEqual(dir.changesSince(mark), [], 'spoofed directory writes must change nothing');
+      assert.deepEqual(fx.dir.changesSince(mark), [], 'spoofed directory writes must change nothing');
       const ghosts = [
-        ...await retainedWithin(broker, 'chat/users/666', 300),
-        ...await retainedWithin(broker, 'chat/groups/667', 300),
+        ...await retainedWithin(fx.broker, 'chat/users/666', 300),
+        ...await retainedWithin(fx.broker, 'chat/groups/667', 300),
       ];
       assert.deepEqual(ghosts.map((m) => m.text), [], 'no retained ghost entries');
-      const other = await retainedWithin(broker, '#', 400);
+      const other = await retainedWithin(fx.broker, '#', 400);
       const bad = other.filter((m) => m.topic.startsWith('chat/other'));
       assert.deepEqual(bad.map((m) => m.topic), [], 'nothing retained under chat/other');
     });
 
     test('requests are processed but never delivered and never retained, even when published with retain', async () => {
-      const watcher = await track(connect(broker, opts));
+      const watcher = await track(connect(fx.broker, opts));
       await watcher.subscribe('#', 1);
-      const r = await track(connect(broker, opts));
+      const r = await track(connect(fx.broker, opts));
       await r.subscribeInbox();
       const name = uniqueId('retainer');
       await r.publish('chat/login', { username: name }, { qos: 1, retain: true });
       const lr = await r.next(r.inbox('login-response'));
       assert.equal(lr.json?.result, 'success', `a login published with retain is still processed: ${lr.text}`);
       r.userid = lr.json.userid; r.username = name;
-      const peer = await track(loggedIn(broker, uniqueId('peer')));
+      const peer = await track(loggedIn(fx.broker, uniqueId('peer')));
       await r.publish(`chat/msg/${peer.userid}`, { message: 'retained dm' }, { qos: 1, retain: true });
       await peer.next(peer.inbox('message'), (m) => m.json?.message === 'retained dm');
       await r.publish('chat/group/create', { member: {} }, { qos: 0, retain: true });
@@ -207,12 +191,12 @@ for (const proto of PROTOCOLS) {
       await r.next(r.inbox('new_group'));
       await r.publish('chat/group/leave', { groupid: ng.json.groupid }, { qos: 1, retain: true });
       await r.publish('chat/logout', {}, { qos: 1, retain: true });
-      await dir.until((d) => d.users[r.userid] === null, 'the retainer logged out');
+      await fx.dir.until((d) => d.users[r.userid] === null, 'the retainer logged out');
       const live = watcher.drain().filter((m) => REQUEST_TOPIC.test(m.topic));
       assert.deepEqual(live.map((m) => `${m.topic} ${m.text}`), [], 'a # subscriber must never see requests');
-      const late = (await retainedWithin(broker, '#', 500)).filter((m) => REQUEST_TOPIC.test(m.topic));
+      const late = (await retainedWithin(fx.broker, '#', 500)).filter((m) => REQUEST_TOPIC.test(m.topic));
       assert.deepEqual(late.map((m) => `${m.topic} ${m.text}`), [], 'no request is retained');
-      const c = await track(connect(broker, opts));
+      const c = await track(connect(fx.broker, opts));
       await c.trySubscribe('chat/login/#', 1);
       await c.trySubscribe('chat/login', 1);
       const got = await c.collect('chat/login', 400);
@@ -294,7 +278,7 @@ describe('topics outside chat/', () => {
   test('pub/sub outside chat/ (QoS 0-2, retained, wildcards) is the same as on a broker without the plugin', async () => {
     const plain = await startBroker({ plugin: false });
     try {
-      const withPlugin = await scenario(broker, FILTERS, PUBLISHES);
+      const withPlugin = await scenario(fx.broker, FILTERS, PUBLISHES);
       const without = await scenario(plain, FILTERS, PUBLISHES);
       assert.deepEqual(withPlugin, without, 'outside chat/ the plugin must change nothing');
       assert.ok(withPlugin.live.sub4.some((m) => m.topic === 'sensors/secret/t'), 'sanity: everything is allowed');

@@ -2,32 +2,15 @@
 // who gets them, membership, deletion of an empty group, groupid shape, and the effect of logout
 // on groups.
 
-import { describe, test, before, after } from 'node:test';
+import { describe, test, before } from 'node:test';
 import assert from 'node:assert/strict';
-import { startBroker } from '../lib/broker.js';
+import { brokerPerFile } from '../lib/fixture.js';
 import {
-  loggedIn, uniqueId, SESSION_KINDS, kindOpts, retainedWithin, retained, watchDirectory,
+  loggedIn, uniqueId, SESSION_KINDS, kindOpts, retainedWithin, retained,
 } from '../lib/client.js';
 
-let broker;
-let dir;
-const open = [];
-async function track(promise) {
-  const c = await promise;
-  open.push(c);
-  return c;
-}
-
-before(async () => {
-  broker = await startBroker();
-  dir = await watchDirectory(broker);
-});
-after(async () => {
-  await Promise.all(open.map((c) => c.end(true)));
-  await dir?.end();
-  await broker?.stop();
-  broker?.cleanup();
-});
+const fx = brokerPerFile();
+const { track } = fx;
 
 const members = (...cs) => Object.fromEntries(cs.map((c) => [c.userid, c.username]));
 
@@ -47,10 +30,10 @@ for (const kind of SESSION_KINDS) {
   describe(kind.name, () => {
     let a; let b; let c; let d;
     before(async () => {
-      a = await track(loggedIn(broker, uniqueId('ga'), kindOpts(kind)));
-      b = await track(loggedIn(broker, uniqueId('gb'), kindOpts(kind)));
-      c = await track(loggedIn(broker, uniqueId('gc'), { protocolVersion: 4 }));
-      d = await track(loggedIn(broker, uniqueId('gd'), { protocolVersion: 5 }));
+      a = await track(loggedIn(fx.broker, uniqueId('ga'), kindOpts(kind)));
+      b = await track(loggedIn(fx.broker, uniqueId('gb'), kindOpts(kind)));
+      c = await track(loggedIn(fx.broker, uniqueId('gc'), { protocolVersion: 4 }));
+      d = await track(loggedIn(fx.broker, uniqueId('gd'), { protocolVersion: 5 }));
     });
 
     test('create -> new_group {groupid, member} to every member incl. the sender; groupid ends in a non-zero digit', async () => {
@@ -64,11 +47,11 @@ for (const kind of SESSION_KINDS) {
       assertNewGroup(await b.next(b.inbox('new_group')), gid, expectMembers, 'new_group to b');
       assertNewGroup(await c.next(c.inbox('new_group')), gid, expectMembers, 'new_group to c');
       await nothingOn([d], 'new_group', 300, 'a non-member gets no new_group');
-      await dir.until((x) => x.groups[gid] != null && JSON.stringify(x.contacts?.group?.[gid]) === JSON.stringify(expectMembers),
+      await fx.dir.until((x) => x.groups[gid] != null && JSON.stringify(x.contacts?.group?.[gid]) === JSON.stringify(expectMembers),
         `group ${gid} in the directory`);
-      assert.deepEqual(dir.groups[gid], { groupid: gid, member: expectMembers }, `chat/groups/${gid}`);
-      assert.deepEqual(dir.contacts.group[gid], expectMembers, `chat/contacts group ${gid}`);
-      const r = await retained(broker, `chat/groups/${gid}`);
+      assert.deepEqual(fx.dir.groups[gid], { groupid: gid, member: expectMembers }, `chat/groups/${gid}`);
+      assert.deepEqual(fx.dir.contacts.group[gid], expectMembers, `chat/contacts group ${gid}`);
+      const r = await retained(fx.broker, `chat/groups/${gid}`);
       assert.deepEqual(r.json, { groupid: gid, member: expectMembers }, `retained chat/groups/${gid}: ${r.text}`);
     });
 
@@ -97,7 +80,7 @@ for (const kind of SESSION_KINDS) {
         assertNewGroup(await x.next(x.inbox('new_group'), (m) => m.json?.groupid === gid), gid, expectMembers,
           `new_group after join, to ${x.username}`);
       }
-      await dir.until((x) => JSON.stringify(x.groups[gid]?.member) === JSON.stringify(expectMembers),
+      await fx.dir.until((x) => JSON.stringify(x.groups[gid]?.member) === JSON.stringify(expectMembers),
         `chat/groups/${gid} with c`);
       // a joiner gets the group's messages from now on
       await a.send(gid, 'after join');
@@ -117,7 +100,7 @@ for (const kind of SESSION_KINDS) {
       await b.next(b.inbox('new_group'), (x) => x.json?.groupid === gid);
       await c.next(c.inbox('new_group'), (x) => x.json?.groupid === gid);
       await b.publish('chat/group/leave', { groupid: gid });
-      await dir.until((x) => JSON.stringify(x.groups[gid]?.member) === JSON.stringify(members(a, c))
+      await fx.dir.until((x) => JSON.stringify(x.groups[gid]?.member) === JSON.stringify(members(a, c))
         && JSON.stringify(x.contacts?.group?.[gid]) === JSON.stringify(members(a, c)), `${gid} without b`);
       await nothingOn([b], 'error', 0, 'leave has no error');
       await nothingOn([a, b, c], 'new_group', 0, 'leave sends no new_group');
@@ -137,13 +120,13 @@ for (const kind of SESSION_KINDS) {
       const g = await a.createGroup([d]);
       const gid = g.groupid;
       await d.next(d.inbox('new_group'), (x) => x.json?.groupid === gid);
-      await dir.until((x) => x.groups[gid] != null && x.contacts?.group?.[gid], `${gid} in the directory`);
+      await fx.dir.until((x) => x.groups[gid] != null && x.contacts?.group?.[gid], `${gid} in the directory`);
       await a.publish('chat/group/leave', { groupid: gid });
-      await dir.until((x) => JSON.stringify(x.groups[gid]?.member) === JSON.stringify(members(d)), `${gid} with d alone`);
+      await fx.dir.until((x) => JSON.stringify(x.groups[gid]?.member) === JSON.stringify(members(d)), `${gid} with d alone`);
       await d.publish('chat/group/leave', { groupid: gid });
-      await dir.until((x) => x.groups[gid] === null, `chat/groups/${gid} to become an empty payload`);
-      await dir.until((x) => x.contacts && !(gid in (x.contacts.group || {})), `chat/contacts without ${gid}`);
-      const late = await retainedWithin(broker, `chat/groups/${gid}`, 400);
+      await fx.dir.until((x) => x.groups[gid] === null, `chat/groups/${gid} to become an empty payload`);
+      await fx.dir.until((x) => x.contacts && !(gid in (x.contacts.group || {})), `chat/contacts without ${gid}`);
+      const late = await retainedWithin(fx.broker, `chat/groups/${gid}`, 400);
       assert.deepEqual(late.map((m) => m.text), [], `nothing retained on chat/groups/${gid} once deleted`);
       // a deleted group is an unknown room
       await d.publish('chat/group/join', { groupid: gid });
@@ -157,16 +140,16 @@ for (const kind of SESSION_KINDS) {
     });
 
     test('logout removes the user from every group; a group left empty is deleted', async () => {
-      const x = await track(loggedIn(broker, uniqueId('gx'), kindOpts(kind)));
+      const x = await track(loggedIn(fx.broker, uniqueId('gx'), kindOpts(kind)));
       const shared = await a.createGroup([x]);
       await x.next(x.inbox('new_group'), (m) => m.json?.groupid === shared.groupid);
       const alone = await x.createGroup([]);
-      await dir.until((s) => s.groups[shared.groupid] && s.groups[alone.groupid], 'both groups listed');
+      await fx.dir.until((s) => s.groups[shared.groupid] && s.groups[alone.groupid], 'both groups listed');
       await x.publish('chat/logout', {});
-      await dir.until((s) => s.groups[alone.groupid] === null, `the group ${alone.groupid} of x alone deleted`);
-      await dir.until((s) => JSON.stringify(s.groups[shared.groupid]?.member) === JSON.stringify(members(a)),
+      await fx.dir.until((s) => s.groups[alone.groupid] === null, `the group ${alone.groupid} of x alone deleted`);
+      await fx.dir.until((s) => JSON.stringify(s.groups[shared.groupid]?.member) === JSON.stringify(members(a)),
         `x removed from ${shared.groupid}`);
-      await dir.until((s) => s.contacts && !s.contacts.person?.[x.userid]
+      await fx.dir.until((s) => s.contacts && !s.contacts.person?.[x.userid]
         && JSON.stringify(s.contacts.group?.[shared.groupid]) === JSON.stringify(members(a))
         && !(alone.groupid in (s.contacts.group || {})), 'chat/contacts after the logout');
     });

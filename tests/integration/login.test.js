@@ -2,33 +2,15 @@
 // username_taken, invalid usernames, and logout's effect on the directory — with MQTT 3.1.1 and
 // MQTT 5 clients, clean and persistent sessions.
 
-import { describe, test, before, after } from 'node:test';
+import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { startBroker } from '../lib/broker.js';
+import { brokerPerFile } from '../lib/fixture.js';
 import {
-  connect, loggedIn, uniqueId, SESSION_KINDS, kindOpts, retainedWithin, watchDirectory,
+  connect, loggedIn, uniqueId, SESSION_KINDS, kindOpts, retainedWithin,
 } from '../lib/client.js';
 
-let broker;
-let dir;
-const open = [];
-async function track(promise) {
-  const c = await promise;
-  open.push(c);
-  return c;
-}
-
-before(async () => {
-  broker = await startBroker();
-  dir = await watchDirectory(broker);
-});
-
-after(async () => {
-  await Promise.all(open.map((c) => c.end(true)));
-  await dir?.end();
-  await broker?.stop();
-  broker?.cleanup();
-});
+const fx = brokerPerFile();
+const { track } = fx;
 
 /** Asserts the exact success payload and returns the userid. */
 function assertSuccess(res, username, what) {
@@ -40,13 +22,13 @@ function assertSuccess(res, username, what) {
 }
 
 test('the first logins on a fresh broker get userids "10" and "20" (decisions: k*10)', async () => {
-  const a = await track(connect(broker));
+  const a = await track(connect(fx.broker));
   await a.subscribeInbox();
   const na = uniqueId('first');
   const ra = await a.login(na);
   assert.deepEqual(ra, { result: 'success', userid: '10', username: na },
     `first login: expected userid "10", got ${JSON.stringify(ra)}`);
-  const b = await track(connect(broker, { protocolVersion: 5 }));
+  const b = await track(connect(fx.broker, { protocolVersion: 5 }));
   await b.subscribeInbox();
   const nb = uniqueId('second');
   const rb = await b.login(nb);
@@ -57,22 +39,22 @@ test('the first logins on a fresh broker get userids "10" and "20" (decisions: k
 for (const kind of SESSION_KINDS) {
   describe(kind.name, () => {
     test('login succeeds with {result, userid, username}; the user appears in the directory', async () => {
-      const c = await track(connect(broker, kindOpts(kind)));
+      const c = await track(connect(fx.broker, kindOpts(kind)));
       await c.subscribeInbox();
       const name = uniqueId('alice');
       const uid = assertSuccess(await c.login(name), name, 'login');
-      await dir.until((d) => d.contacts?.person?.[uid]?.[uid] === name,
+      await fx.dir.until((d) => d.contacts?.person?.[uid]?.[uid] === name,
         `chat/contacts to list ${uid}:${name}`);
-      await dir.until((d) => d.users[uid] != null, `chat/users/${uid}`);
-      assert.deepEqual(dir.users[uid], { userid: uid, username: name, online: true },
-        `chat/users/${uid}: expected the user online, got ${JSON.stringify(dir.users[uid])}`);
+      await fx.dir.until((d) => d.users[uid] != null, `chat/users/${uid}`);
+      assert.deepEqual(fx.dir.users[uid], { userid: uid, username: name, online: true },
+        `chat/users/${uid}: expected the user online, got ${JSON.stringify(fx.dir.users[uid])}`);
       // Nothing else is delivered for a successful login.
       const errors = await c.collect(c.inbox('error'), 300);
       assert.deepEqual(errors.map((m) => m.text), [], 'a successful login must not produce error deliveries');
     });
 
     test('the same username twice from the same connection: success, same userid', async () => {
-      const c = await track(loggedIn(broker, uniqueId('twice'), kindOpts(kind)));
+      const c = await track(loggedIn(fx.broker, uniqueId('twice'), kindOpts(kind)));
       const again = await c.login(c.username);
       assertSuccess(again, c.username, 're-login');
       assert.equal(again.userid, c.userid, `re-login must keep userid ${c.userid}, got ${JSON.stringify(again)}`);
@@ -81,21 +63,21 @@ for (const kind of SESSION_KINDS) {
     });
 
     test('another username from a logged-in connection: already_logged_in, still bound to the first', async () => {
-      const c = await track(loggedIn(broker, uniqueId('bound'), kindOpts(kind)));
+      const c = await track(loggedIn(fx.broker, uniqueId('bound'), kindOpts(kind)));
       const other = uniqueId('other');
       await c.expectLoginFailure({ username: other }, 'already_logged_in');
       // Still the first user: logging in with the first name again gives the same id.
       const again = await c.login(c.username);
       assert.deepEqual(again, { result: 'success', userid: c.userid, username: c.username },
         `after already_logged_in the connection must still be ${c.userid}, got ${JSON.stringify(again)}`);
-      await dir.until((d) => d.contacts?.person?.[c.userid]?.[c.userid] === c.username, `${c.username} in contacts`);
-      const names = Object.values(dir.contacts.person).map((p) => Object.values(p)[0]);
-      assert.ok(!names.includes(other), `${other} must not be in chat/contacts: ${JSON.stringify(dir.contacts)}`);
+      await fx.dir.until((d) => d.contacts?.person?.[c.userid]?.[c.userid] === c.username, `${c.username} in contacts`);
+      const names = Object.values(fx.dir.contacts.person).map((p) => Object.values(p)[0]);
+      assert.ok(!names.includes(other), `${other} must not be in chat/contacts: ${JSON.stringify(fx.dir.contacts)}`);
     });
 
     test('a username held by another client id: username_taken, and no user is bound', async () => {
-      const holder = await track(loggedIn(broker, uniqueId('holder')));
-      const c = await track(connect(broker, kindOpts(kind)));
+      const holder = await track(loggedIn(fx.broker, uniqueId('holder')));
+      const c = await track(connect(fx.broker, kindOpts(kind)));
       await c.subscribeInbox();
       await c.expectLoginFailure({ username: holder.username }, 'username_taken');
       // Not bound: a free name now logs in (it would be already_logged_in otherwise).
@@ -121,7 +103,7 @@ for (const kind of SESSION_KINDS) {
     ];
     for (const [what, payload] of invalid) {
       test(`invalid_username: ${what}; the connection stays unbound`, async () => {
-        const c = await track(connect(broker, kindOpts(kind)));
+        const c = await track(connect(fx.broker, kindOpts(kind)));
         await c.subscribeInbox();
         await c.expectLoginFailure(payload, 'invalid_username', what);
         const name = uniqueId('ok');
@@ -139,21 +121,21 @@ for (const kind of SESSION_KINDS) {
       const names = [`${uniqueId('b')}-`.padEnd(64, 'y'), twoByte, `名前-${uniqueId('u')}`];
       assert.deepEqual(names.slice(0, 2).map((n) => Buffer.byteLength(n)), [64, 64], 'test set-up: 64-byte names');
       for (const name of names) {
-        const c = await track(connect(broker, kindOpts(kind)));
+        const c = await track(connect(fx.broker, kindOpts(kind)));
         await c.subscribeInbox();
         assertSuccess(await c.login(name), name, `login of ${JSON.stringify(name)} (${Buffer.byteLength(name)} bytes)`);
       }
     });
 
     test('logout removes the user from chat/contacts, empties chat/users/<uid>, and allows a new login', async () => {
-      const c = await track(loggedIn(broker, uniqueId('bye'), kindOpts(kind)));
+      const c = await track(loggedIn(fx.broker, uniqueId('bye'), kindOpts(kind)));
       const uid = c.userid;
-      await dir.until((d) => d.contacts?.person?.[uid] && d.users[uid]?.online === true, `${uid} in the directory`);
+      await fx.dir.until((d) => d.contacts?.person?.[uid] && d.users[uid]?.online === true, `${uid} in the directory`);
       await c.publish('chat/logout', {});
-      await dir.until((d) => d.users[uid] === null, `chat/users/${uid} to become an empty payload`);
-      await dir.until((d) => d.contacts && !d.contacts.person?.[uid], `chat/contacts without ${uid}`);
+      await fx.dir.until((d) => d.users[uid] === null, `chat/users/${uid} to become an empty payload`);
+      await fx.dir.until((d) => d.contacts && !d.contacts.person?.[uid], `chat/contacts without ${uid}`);
       // Empty retained payload = nothing retained for a late subscriber.
-      const late = await retainedWithin(broker, `chat/users/${uid}`, 400);
+      const late = await retainedWithin(fx.broker, `chat/users/${uid}`, 400);
       assert.deepEqual(late.map((m) => m.text), [], `no retained chat/users/${uid} after logout`);
       // logout has no success delivery
       const inbox = await c.collect(c.inbox('error'), 300);
@@ -162,14 +144,14 @@ for (const kind of SESSION_KINDS) {
       const again = await c.login(c.username);
       const uid2 = assertSuccess(again, c.username, 'login after logout');
       assert.notEqual(uid2, uid, `userids are never reused: got ${uid} again after logout`);
-      await dir.until((d) => d.contacts?.person?.[uid2]?.[uid2] === c.username, `${uid2} in contacts`);
+      await fx.dir.until((d) => d.contacts?.person?.[uid2]?.[uid2] === c.username, `${uid2} in contacts`);
     });
 
     test('after logout the username is free for another client', async () => {
-      const c = await track(loggedIn(broker, uniqueId('free'), kindOpts(kind)));
+      const c = await track(loggedIn(fx.broker, uniqueId('free'), kindOpts(kind)));
       await c.publish('chat/logout', {});
-      await dir.until((d) => d.users[c.userid] === null, `chat/users/${c.userid} emptied`);
-      const d2 = await track(connect(broker));
+      await fx.dir.until((d) => d.users[c.userid] === null, `chat/users/${c.userid} emptied`);
+      const d2 = await track(connect(fx.broker));
       await d2.subscribeInbox();
       assertSuccess(await d2.login(c.username), c.username, 'login of a logged-out name from another client');
     });
@@ -177,7 +159,7 @@ for (const kind of SESSION_KINDS) {
 }
 
 test('a login request carrying seed fields (action, sender) is accepted: sender is not checked on login', async () => {
-  const c = await track(connect(broker, { protocolVersion: 5 }));
+  const c = await track(connect(fx.broker, { protocolVersion: 5 }));
   await c.subscribeInbox();
   const name = uniqueId('seed');
   await c.publish('chat/login', { action: 'login', username: name, sender: 'whoever', receiver: null });
