@@ -9,35 +9,18 @@
 //    ignored, the offline user stays.
 // The scenarios wait past the grace, so they run concurrently.
 
-import { describe, test, before, after } from 'node:test';
+import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { startBroker } from '../lib/broker.js';
+import { brokerPerFile } from '../lib/fixture.js';
 import {
-  connect, loggedIn, uniqueId, SESSION_KINDS, PROTOCOLS, kindOpts, watchDirectory, quietFor,
+  connect, loggedIn, uniqueId, SESSION_KINDS, PROTOCOLS, kindOpts, quietFor,
 } from '../lib/client.js';
 
 const GRACE_MS = 2000;
 const PAST_GRACE_MS = 3200;
 
-let broker;
-let dir;
-const open = [];
-async function track(promise) {
-  const c = await promise;
-  open.push(c);
-  return c;
-}
-
-before(async () => {
-  broker = await startBroker({ options: { reconnect_grace: 2 } });
-  dir = await watchDirectory(broker);
-});
-after(async () => {
-  await Promise.all(open.map((c) => c.end(true)));
-  await dir?.end();
-  await broker?.stop();
-  broker?.cleanup();
-});
+const fx = brokerPerFile({ options: { reconnect_grace: 2 } });
+const { track } = fx;
 
 function closed(c) {
   if (c.closed) return Promise.resolve();
@@ -46,7 +29,7 @@ function closed(c) {
 
 /** Directory publishes about one user since a mark. */
 function userChanges(mark, uid) {
-  return dir.changesSince(mark).filter((ch) => ch.topic === `chat/users/${uid}`
+  return fx.dir.changesSince(mark).filter((ch) => ch.topic === `chat/users/${uid}`
     || (ch.topic === 'chat/contacts' && JSON.stringify(ch.before?.person?.[uid]) !== JSON.stringify(ch.after?.person?.[uid])));
 }
 
@@ -54,20 +37,20 @@ describe('takeover and grace', { concurrency: true }, () => {
   for (const kind of SESSION_KINDS) {
     test(`${kind.name}: a client-id takeover keeps the user; the new connection carries on past the grace`, async () => {
       const id = uniqueId('tk');
-      const a = await track(loggedIn(broker, uniqueId('tku'), { clientId: id, ...kindOpts(kind) }));
-      const b = await track(loggedIn(broker, uniqueId('tkb')));
+      const a = await track(loggedIn(fx.broker, uniqueId('tku'), { clientId: id, ...kindOpts(kind) }));
+      const b = await track(loggedIn(fx.broker, uniqueId('tkb')));
       const g = await b.createGroup([a]);
       await a.next(a.inbox('new_group'), (m) => m.json?.groupid === g.groupid);
-      await dir.until((d) => d.users[a.userid]?.online === true, 'online');
-      const mark = dir.mark();
+      await fx.dir.until((d) => d.users[a.userid]?.online === true, 'online');
+      const mark = fx.dir.mark();
 
-      const a2 = await track(connect(broker, { clientId: id, ...kindOpts(kind) }));
+      const a2 = await track(connect(fx.broker, { clientId: id, ...kindOpts(kind) }));
       await closed(a); // the broker drops the old connection
       await a2.subscribeInbox(); // the client id is back: an ACL check from it
       await quietFor(PAST_GRACE_MS);
       const gone = userChanges(mark, a.userid).filter((ch) => ch.after === null || (ch.topic === 'chat/contacts' && !ch.after?.person?.[a.userid]));
       assert.deepEqual(gone, [], `the user must not be logged out after a takeover: ${JSON.stringify(gone)}`);
-      assert.ok(dir.contacts.person[a.userid], `${a.userid} still in chat/contacts`);
+      assert.ok(fx.dir.contacts.person[a.userid], `${a.userid} still in chat/contacts`);
       // Without logging in again the new connection speaks as the same user, still in the group.
       await a2.send(g.groupid, 'after takeover');
       const m = await b.next(b.inbox('message'), (x) => x.json?.message === 'after takeover');
@@ -76,17 +59,17 @@ describe('takeover and grace', { concurrency: true }, () => {
       await a2.next(a2.inbox('message'), (x) => x.json?.message === 'to the new connection');
       const r = await a2.login(a.username);
       assert.deepEqual(r, { result: 'success', userid: a.userid, username: a.username }, 'same userid on re-login');
-      await dir.until((d) => d.users[a.userid]?.online === true, 'online after re-login');
+      await fx.dir.until((d) => d.users[a.userid]?.online === true, 'online after re-login');
     });
   }
 
   for (const proto of PROTOCOLS) {
     test(`${proto.name}: a takeover whose new connection publishes first (no subscription) keeps the user`, async () => {
       const id = uniqueId('tkp');
-      const a = await track(loggedIn(broker, uniqueId('tkpu'), { clientId: id, protocolVersion: proto.protocolVersion }));
-      const b = await track(loggedIn(broker, uniqueId('tkpb')));
-      const mark = dir.mark();
-      const a2 = await track(connect(broker, { clientId: id, protocolVersion: proto.protocolVersion }));
+      const a = await track(loggedIn(fx.broker, uniqueId('tkpu'), { clientId: id, protocolVersion: proto.protocolVersion }));
+      const b = await track(loggedIn(fx.broker, uniqueId('tkpb')));
+      const mark = fx.dir.mark();
+      const a2 = await track(connect(fx.broker, { clientId: id, protocolVersion: proto.protocolVersion }));
       await closed(a);
       await a2.send(b.userid, 'first words');
       const m = await b.next(b.inbox('message'), (x) => x.json?.message === 'first words');
@@ -101,10 +84,10 @@ describe('takeover and grace', { concurrency: true }, () => {
 
     test(`${proto.name}: a takeover whose new connection only uses topics outside chat/ keeps the user (any ACL check counts)`, async () => {
       const id = uniqueId('tko');
-      const a = await track(loggedIn(broker, uniqueId('tkou'), { clientId: id, protocolVersion: proto.protocolVersion }));
-      const b = await track(loggedIn(broker, uniqueId('tkob')));
-      const mark = dir.mark();
-      const a2 = await track(connect(broker, { clientId: id, protocolVersion: proto.protocolVersion }));
+      const a = await track(loggedIn(fx.broker, uniqueId('tkou'), { clientId: id, protocolVersion: proto.protocolVersion }));
+      const b = await track(loggedIn(fx.broker, uniqueId('tkob')));
+      const mark = fx.dir.mark();
+      const a2 = await track(connect(fx.broker, { clientId: id, protocolVersion: proto.protocolVersion }));
       await closed(a);
       // DESIGN §4: "if the client id comes back (any request or ACL check from it) the session continues"
       await a2.subscribe('sensors/#', 1);
@@ -119,32 +102,32 @@ describe('takeover and grace', { concurrency: true }, () => {
     });
 
     test(`${proto.name}: a clean disconnect without subscriptions is offline during the grace, then a logout`, async () => {
-      const c = await connect(broker, { protocolVersion: proto.protocolVersion });
+      const c = await connect(fx.broker, { protocolVersion: proto.protocolVersion });
       const name = uniqueId('nosub');
       const r = await c.login(name); // no inbox subscription: the reply still arrives (QoS 1)
       assert.equal(r.result, 'success', JSON.stringify(r));
-      await dir.until((d) => d.users[r.userid]?.online === true, 'online');
+      await fx.dir.until((d) => d.users[r.userid]?.online === true, 'online');
       const t0 = Date.now();
       await c.end();
-      await dir.until((d) => d.users[r.userid]?.online === false, `chat/users/${r.userid} online:false during the grace`, 1500);
-      assert.ok(dir.contacts.person[r.userid], 'still in chat/contacts during the grace');
-      await dir.until((d) => d.users[r.userid] === null, 'logged out after the grace', 6000);
+      await fx.dir.until((d) => d.users[r.userid]?.online === false, `chat/users/${r.userid} online:false during the grace`, 1500);
+      assert.ok(fx.dir.contacts.person[r.userid], 'still in chat/contacts during the grace');
+      await fx.dir.until((d) => d.users[r.userid] === null, 'logged out after the grace', 6000);
       const elapsed = Date.now() - t0;
       assert.ok(elapsed >= GRACE_MS - 500, `logged out after ${elapsed} ms: before the ${GRACE_MS} ms grace`);
-      await dir.until((d) => !d.contacts.person[r.userid], 'gone from chat/contacts');
+      await fx.dir.until((d) => !d.contacts.person[r.userid], 'gone from chat/contacts');
     });
 
     test(`${proto.name}: a clean disconnect without subscriptions, then the client id comes back within the grace: the session continues`, async () => {
       const id = uniqueId('back');
-      const c = await connect(broker, { clientId: id, protocolVersion: proto.protocolVersion });
+      const c = await connect(fx.broker, { clientId: id, protocolVersion: proto.protocolVersion });
       const name = uniqueId('backu');
       const r = await c.login(name);
       assert.equal(r.result, 'success', JSON.stringify(r));
-      const b = await track(loggedIn(broker, uniqueId('backb')));
+      const b = await track(loggedIn(fx.broker, uniqueId('backb')));
       await c.end();
-      await dir.until((d) => d.users[r.userid]?.online === false, 'offline');
-      const mark = dir.mark();
-      const c2 = await track(connect(broker, { clientId: id, protocolVersion: proto.protocolVersion }));
+      await fx.dir.until((d) => d.users[r.userid]?.online === false, 'offline');
+      const mark = fx.dir.mark();
+      const c2 = await track(connect(fx.broker, { clientId: id, protocolVersion: proto.protocolVersion }));
       await c2.send(b.userid, 'I am back'); // a request from the client id
       const m = await b.next(b.inbox('message'), (x) => x.json?.message === 'I am back');
       assert.equal(m.json.sender, r.userid, 'the returning connection is the same user');
@@ -160,22 +143,22 @@ describe('takeover and grace', { concurrency: true }, () => {
   for (const kind of SESSION_KINDS.filter((k) => k.persistent)) {
     test(`${kind.name}: the stale DISCONNECT of a persistent reconnect is ignored; the user stays past the grace`, async () => {
       const id = uniqueId('stale');
-      const a = await loggedIn(broker, uniqueId('staleu'), { clientId: id, ...kindOpts(kind) });
+      const a = await loggedIn(fx.broker, uniqueId('staleu'), { clientId: id, ...kindOpts(kind) });
       await a.end();
-      await dir.until((d) => d.users[a.userid]?.online === false, 'offline');
-      const mark = dir.mark();
+      await fx.dir.until((d) => d.users[a.userid]?.online === false, 'offline');
+      const mark = fx.dir.mark();
       // Reconnect, nothing queued, no request, no subscription: no ACL check can rescue a
       // session wrongly put into the grace.
-      const a2 = await track(connect(broker, { clientId: id, ...kindOpts(kind) }));
+      const a2 = await track(connect(fx.broker, { clientId: id, ...kindOpts(kind) }));
       assert.equal(a2.connack?.sessionPresent, true, 'the broker kept the persistent session');
       await quietFor(PAST_GRACE_MS);
       const gone = userChanges(mark, a.userid).filter((ch) => ch.after === null);
       assert.deepEqual(gone, [], `a reconnected persistent user must not be logged out: ${JSON.stringify(gone)}`);
-      assert.deepEqual(dir.users[a.userid], { userid: a.userid, username: a.username, online: false },
+      assert.deepEqual(fx.dir.users[a.userid], { userid: a.userid, username: a.username, online: false },
         'still offline until it logs in again');
       const r = await a2.login(a.username);
       assert.deepEqual(r, { result: 'success', userid: a.userid, username: a.username }, 'resumes the same userid');
-      await dir.until((d) => d.users[a.userid]?.online === true, 'online again');
+      await fx.dir.until((d) => d.users[a.userid]?.online === true, 'online again');
     });
   }
 });
