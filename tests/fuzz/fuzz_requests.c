@@ -15,6 +15,7 @@
 #include <cjson/cJSON.h>
 
 #include "chat.h"
+#include "fuzz_hooks.h"
 #include "validate.h"
 
 static const char *const clients[] = { "a", "b", "c", "d", "a+b", "$x", "" };
@@ -54,18 +55,7 @@ static int check_publish(void *ctx, const char *clientid, const char *topic, con
 	return 0;
 }
 
-static void ignore_log(void *ctx, enum chat_log_level level, const char *message)
-{
-	(void)ctx;
-	(void)level;
-	(void)message;
-}
 
-static int64_t fixed_wall(void *ctx)
-{
-	(void)ctx;
-	return 1700000000000;
-}
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

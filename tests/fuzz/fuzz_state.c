@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "chat.h"
+#include "fuzz_hooks.h"
 #include "persist.h"
 
 static int ignore_publish(void *ctx, const char *clientid, const char *topic, const void *payload,
@@ -23,18 +24,7 @@ static int ignore_publish(void *ctx, const char *clientid, const char *topic, co
 	return 0;
 }
 
-static void ignore_log(void *ctx, enum chat_log_level level, const char *message)
-{
-	(void)ctx;
-	(void)level;
-	(void)message;
-}
 
-static int64_t fixed_wall(void *ctx)
-{
-	(void)ctx;
-	return 0;
-}
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
