@@ -3,7 +3,7 @@
  * plugin's callbacks, unwraps each event into a call of the core (plugin/core/chat.h), publishes
  * and logs what the core asks it to, and maps the core's answers to MOSQ_ERR_* codes.
  *
- * Mosquitto 2.0 facts this file relies on (see DESIGN.md section 7): MESSAGE fires after the
+ * Mosquitto 2.0 facts this file relies on (docs/protocol.md §7): MESSAGE fires after the
  * WRITE check and before fan-out, and any return other than success or ACL_DENIED disconnects the
  * publisher; ACL checks run for every delivery; TICK fires every loop pass; DISCONNECT also fires
  * for stale connections and with a NULL client id; nothing unregisters callbacks for us.
@@ -152,8 +152,8 @@ static int plugin__on_acl_check(int event, void *event_data, void *userdata)
 		return MOSQ_ERR_PLUGIN_DEFER;
 	}
 	struct plugin *plugin = userdata;
-	switch (chat_acl_check(plugin->chat, mosquitto_client_id(ev->client), access, ev->topic, ev->qos,
-		monotonic_ms())) {
+	switch (chat_acl_check(plugin->chat, mosquitto_client_id(ev->client), access, ev->topic,
+		ev->qos)) {
 	case CHAT_ACL_ALLOW:
 		return MOSQ_ERR_SUCCESS;
 	case CHAT_ACL_DEFER:
@@ -213,15 +213,6 @@ static int plugin__on_tick(int event, void *event_data, void *userdata)
 	return MOSQ_ERR_SUCCESS;
 }
 
-static int plugin__on_reload(int event, void *event_data, void *userdata)
-{
-	(void)event;
-	(void)event_data;
-	(void)userdata;
-	/* Options are read once at start-up; a reload brings none. */
-	return MOSQ_ERR_PLUGIN_DEFER;
-}
-
 /* ---------------------------------------------------------------------------------- */
 /* Lifecycle                                                                            */
 /* ---------------------------------------------------------------------------------- */
@@ -234,7 +225,10 @@ static const struct {
 	{ MOSQ_EVT_MESSAGE, plugin__on_message },
 	{ MOSQ_EVT_DISCONNECT, plugin__on_disconnect },
 	{ MOSQ_EVT_TICK, plugin__on_tick },
-	{ MOSQ_EVT_RELOAD, plugin__on_reload },
+	/*
+	 * No MOSQ_EVT_RELOAD: options are read once at start-up, and 2.0's reload event (SIGHUP)
+	 * brings none, so there is nothing to do on it.
+	 */
 };
 #define CALLBACK_COUNT (sizeof callbacks / sizeof callbacks[0])
 

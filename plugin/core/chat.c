@@ -7,8 +7,10 @@
 
 #include "chat.h"
 #include "directory.h"
+#include "log.h"
 #include "persist.h"
 #include "state.h"
+#include "topics.h"
 
 /* Offline users and idle sessions are looked at once a second, not on every tick. */
 #define EXPIRY_SCAN_INTERVAL_MS 1000
@@ -22,9 +24,7 @@ enum chat_err chat_new(const struct chat_config *config, const struct chat_hooks
 	}
 	chat->config = *config;
 	chat->hooks = *hooks;
-	chat->user_ids.next = 1;
-	chat->group_ids.next = 1;
-	chat->message_ids.next = 1;
+	ids_init(&chat->ids);
 	*out = chat;
 	return CHAT_OK;
 }
@@ -40,7 +40,7 @@ void chat_free(struct chat *chat)
 
 bool chat_topic_is_chat(const char *topic)
 {
-	return topic != NULL && strncmp(topic, "chat/", 5) == 0;
+	return topics_is_chat(topic);
 }
 
 void chat_on_disconnect(struct chat *chat, const char *clientid, bool clean, int sub_count,
@@ -49,7 +49,7 @@ void chat_on_disconnect(struct chat *chat, const char *clientid, bool clean, int
 	if (clientid == NULL) {
 		return; /* a connection that never got as far as a client id */
 	}
-	struct chat_session *session = session_find(chat, clientid);
+	struct chat_session *session = state_session_find(chat, clientid);
 	if (session == NULL) {
 		return;
 	}
@@ -60,7 +60,7 @@ void chat_on_disconnect(struct chat *chat, const char *clientid, bool clean, int
 	if (user == NULL) {
 		/* Keep what we learned of the client (its inbox QoS) while it may come back. */
 		if (clean && sub_count > 0) {
-			session_delete(chat, session);
+			state_session_delete(chat, session);
 		} else {
 			session->expires_at = now_ms + (clean || expiry_ms == 0 ? grace_ms : expiry_ms);
 		}
@@ -71,13 +71,13 @@ void chat_on_disconnect(struct chat *chat, const char *clientid, bool clean, int
 		return;
 	}
 	if (!clean) {
-		user_set_presence(chat, user, PRESENCE_OFFLINE, expiry_ms == 0 ? 0 : now_ms + expiry_ms);
+		state_user_set_presence(chat, user, PRESENCE_OFFLINE, expiry_ms == 0 ? 0 : now_ms + expiry_ms);
 	} else if (sub_count == 0) {
 		/* Mosquitto 2.0 reports a takeover like this: wait to see if the client id is back. */
-		user_set_presence(chat, user, PRESENCE_GRACE, now_ms + grace_ms);
+		state_user_set_presence(chat, user, PRESENCE_GRACE, now_ms + grace_ms);
 	} else {
-		user_remove(chat, user);
-		session_delete(chat, session);
+		state_user_remove(chat, user);
+		state_session_delete(chat, session);
 	}
 }
 
@@ -90,16 +90,16 @@ static void expire(struct chat *chat, int64_t now_ms)
 			continue;
 		}
 		struct chat_session *session = user->session;
-		chat_logf(chat, CHAT_LOG_INFO, "chat: user %s of client %s logged out after %s", user->id,
+		log_printf(&chat->hooks, CHAT_LOG_INFO, "chat: user %s of client %s logged out after %s", user->id,
 			session->clientid,
 			user->presence == PRESENCE_GRACE ? "its connection ended" : "being offline too long");
-		user_remove(chat, user);
-		session_delete(chat, session);
+		state_user_remove(chat, user);
+		state_session_delete(chat, session);
 	}
 	struct chat_session *session, *stmp;
 	HASH_ITER(hh, chat->sessions, session, stmp) {
 		if (session->user == NULL && session->expires_at != 0 && now_ms >= session->expires_at) {
-			session_delete(chat, session);
+			state_session_delete(chat, session);
 		}
 	}
 }
@@ -109,7 +109,7 @@ void chat_on_tick(struct chat *chat, int64_t now_ms)
 	if (!chat->started) {
 		/* Replace whatever snapshot a previous run left retained. */
 		chat->started = true;
-		chat->contacts_dirty = true;
+		chat->directory.contacts_dirty = true;
 		chat->next_expiry_scan = now_ms + EXPIRY_SCAN_INTERVAL_MS;
 	}
 	if (now_ms >= chat->next_expiry_scan) {
@@ -120,17 +120,21 @@ void chat_on_tick(struct chat *chat, int64_t now_ms)
 	persist_tick(chat, now_ms);
 }
 
+enum chat_err chat_state_load(struct chat *chat, int64_t now_ms)
+{
+	if (persist_load(chat, now_ms)) {
+		/* Clear retained directory topics of every id that is no more, a batch per tick. */
+		directory_sweep_from_start(chat);
+	}
+	return CHAT_OK;
+}
+
+enum chat_err chat_state_save(struct chat *chat)
+{
+	return persist_save(chat, true);
+}
+
 void chat_get_stats(const struct chat *chat, struct chat_stats *out)
 {
-	memset(out, 0, sizeof *out);
-	out->users = HASH_CNT(hh_id, chat->users_by_id);
-	out->groups = HASH_CNT(hh, chat->groups);
-	out->sessions = HASH_CNT(hh, chat->sessions);
-	out->memberships = chat->membership_count;
-	const struct chat_user *user;
-	for (user = chat->users_by_id; user != NULL; user = user->hh_id.next) {
-		if (user->presence == PRESENCE_ONLINE) {
-			out->users_online++;
-		}
-	}
+	state_stats(chat, out);
 }

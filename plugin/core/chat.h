@@ -15,6 +15,10 @@
  *  - A failed request changes no state; the client is told why on its error topic.
  *  - Ids are never reused within the life of one core.
  *
+ * The core's modules, bottom up (each includes only headers below it): chat_types, chat_error,
+ * chat_config, log, validate, ids, topics; state (the records); codec, outbox; directory,
+ * persist; requests, acl and chat (this interface). README.md's development section draws it.
+ *
  * Ownership: the core copies every string it keeps; event data passed in (client ids, topics,
  * payloads) is borrowed for the duration of the call. The publish hook must copy what it sends.
  */
@@ -27,46 +31,11 @@
 
 #include "chat_config.h"
 #include "chat_error.h"
+#include "chat_types.h"
 
 #define CHAT_VERSION "0.1.0"
 
 struct chat;
-
-enum chat_log_level {
-	CHAT_LOG_DEBUG,
-	CHAT_LOG_INFO,
-	CHAT_LOG_NOTICE,
-	CHAT_LOG_WARNING,
-	CHAT_LOG_ERR,
-};
-
-enum chat_access {
-	CHAT_ACCESS_READ,
-	CHAT_ACCESS_WRITE,
-	CHAT_ACCESS_SUBSCRIBE,
-	CHAT_ACCESS_UNSUBSCRIBE,
-};
-
-enum chat_acl_result {
-	CHAT_ACL_ALLOW,
-	CHAT_ACL_DENY,
-	CHAT_ACL_DEFER, /* not the chat's business: let the broker's other mechanisms decide */
-};
-
-struct chat_hooks {
-	void *ctx;
-	/*
-	 * Publishes a copy of `payload` (the core keeps ownership). With `clientid` NULL the message
-	 * goes through the broker's normal fan-out and `retain` is honoured; with a client id it goes
-	 * straight into that client's queue. Returns 0 on success.
-	 */
-	int (*publish)(void *ctx, const char *clientid, const char *topic, const void *payload,
-		size_t len, int qos, bool retain);
-	/* Logs one line; `message` is borrowed. */
-	void (*log)(void *ctx, enum chat_log_level level, const char *message);
-	/* Wall-clock time in milliseconds since the epoch, for the `ts` of deliveries. */
-	int64_t (*wall_ms)(void *ctx);
-};
 
 /*
  * Creates a core with a copy of `config` and of `hooks`. On success *out owns the new core (free
@@ -81,13 +50,6 @@ void chat_free(struct chat *chat);
 /* True when `topic` is under chat/ and therefore the core's to handle or to guard. */
 bool chat_topic_is_chat(const char *topic);
 
-/* What the broker knows of the connection behind a publish; every field is borrowed. */
-struct chat_conn {
-	const char *clientid; /* NULL: a connection without a client id (ignored) */
-	const char *username; /* the MQTT username it connected with, or NULL */
-	bool clean;           /* its clean-session (3.1.1) or clean-start (5) flag */
-};
-
 /*
  * Handles one publish on a chat/ topic. `now_ms` is a monotonic clock. User mistakes are
  * answered to the client and return CHAT_OK; only a failure to answer at all returns an error.
@@ -100,7 +62,7 @@ enum chat_err chat_on_publish(struct chat *chat, const struct chat_conn *conn, c
  * the client's deliveries when the filter covers its inbox.
  */
 enum chat_acl_result chat_acl_check(struct chat *chat, const char *clientid,
-	enum chat_access access, const char *topic, int qos, int64_t now_ms);
+	enum chat_access access, const char *topic, int qos);
 
 /* A connection ended. `clean` is its clean-session flag; `sub_count` its subscriptions. */
 void chat_on_disconnect(struct chat *chat, const char *clientid, bool clean, int sub_count,
@@ -120,13 +82,6 @@ enum chat_err chat_state_load(struct chat *chat, int64_t now_ms);
 enum chat_err chat_state_save(struct chat *chat);
 
 /* Counts for logging and tests. */
-struct chat_stats {
-	size_t users;
-	size_t users_online;
-	size_t groups;
-	size_t memberships;
-	size_t sessions;
-};
 void chat_get_stats(const struct chat *chat, struct chat_stats *out);
 
 #endif

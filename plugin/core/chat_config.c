@@ -99,7 +99,7 @@ enum chat_err chat_config_set(struct chat_config *config, const char *key, const
 
 	if (value == NULL || !trimmed(value, text, sizeof text)) {
 		snprintf(err, err_len, "plugin_opt_%s: value missing or too long", key);
-		return CHAT_ERR_INVALID_REQUEST;
+		return CHAT_ERR_BAD_OPTION;
 	}
 	for (size_t i = 0; i < INT_OPTION_COUNT; i++) {
 		const struct int_option *opt = &int_options[i];
@@ -112,7 +112,7 @@ enum chat_err chat_config_set(struct chat_config *config, const char *key, const
 				"plugin_opt_%s: '%s' is not a whole number from %" PRId64 " to %" PRId64
 				" %s",
 				key, text, opt->min, opt->max, opt->unit);
-			return CHAT_ERR_INVALID_REQUEST;
+			return CHAT_ERR_BAD_OPTION;
 		}
 		*int_field(config, opt) = n;
 		return CHAT_OK;
@@ -125,7 +125,7 @@ enum chat_err chat_config_set(struct chat_config *config, const char *key, const
 		} else {
 			snprintf(err, err_len, "plugin_opt_outside_chat: '%s' is neither allow nor defer",
 				text);
-			return CHAT_ERR_INVALID_REQUEST;
+			return CHAT_ERR_BAD_OPTION;
 		}
 	} else if (strcmp(key, "bind_mqtt_username") == 0) {
 		if (strcmp(text, "true") == 0) {
@@ -135,20 +135,20 @@ enum chat_err chat_config_set(struct chat_config *config, const char *key, const
 		} else {
 			snprintf(err, err_len,
 				"plugin_opt_bind_mqtt_username: '%s' is neither true nor false", text);
-			return CHAT_ERR_INVALID_REQUEST;
+			return CHAT_ERR_BAD_OPTION;
 		}
 	} else if (strcmp(key, "state_file") == 0) {
 		if (text[0] != '/') {
 			snprintf(err, err_len, "plugin_opt_state_file: '%s' is not an absolute path",
 				text);
-			return CHAT_ERR_INVALID_REQUEST;
+			return CHAT_ERR_BAD_OPTION;
 		}
 		memcpy(config->state_file, text, strlen(text) + 1);
 	} else {
 		snprintf(err, err_len,
 			"plugin_opt_%s: unknown option (see README.md, section Options, for the list)",
 			key);
-		return CHAT_ERR_INVALID_REQUEST;
+		return CHAT_ERR_BAD_OPTION;
 	}
 	return CHAT_OK;
 }

@@ -40,7 +40,7 @@ void chat_config_defaults(struct chat_config *config);
 
 /*
  * Applies one option. `key` is the name without the `plugin_opt_` prefix; surrounding
- * whitespace in `value` is ignored. On failure returns CHAT_ERR_INVALID_REQUEST, leaves `config`
+ * whitespace in `value` is ignored. On failure returns CHAT_ERR_BAD_OPTION, leaves `config`
  * unchanged and writes a sentence naming the option and the allowed values into `err`.
  */
 enum chat_err chat_config_set(struct chat_config *config, const char *key, const char *value,

@@ -35,6 +35,10 @@ const char *chat_err_str(enum chat_err err)
 		return "limit_exceeded";
 	case CHAT_ERR_INTERNAL:
 		break;
+	case CHAT_ERR_BAD_OPTION:
+		return "bad_option";
+	case CHAT_ERR_BAD_STATE_FILE:
+		return "bad_state_file";
 	}
 	return "internal";
 }

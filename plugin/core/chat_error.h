@@ -24,9 +24,15 @@ enum chat_err {
 	CHAT_ERR_RATE_LIMITED,
 	CHAT_ERR_LIMIT_EXCEEDED,
 	CHAT_ERR_INTERNAL,
+	/* Operator errors, never sent to a client: they stop the plugin from starting. */
+	CHAT_ERR_BAD_OPTION,     /* a plugin_opt_* value is refused (chat_config_set) */
+	CHAT_ERR_BAD_STATE_FILE, /* a state file is not what persist_save writes */
 };
 
-/* The wire name of `err` ("success" for CHAT_OK); a static string, never NULL. */
+/*
+ * The wire name of `err` ("success" for CHAT_OK); a static string, never NULL. The operator
+ * errors have names for logs only.
+ */
 const char *chat_err_str(enum chat_err err);
 
 #endif

@@ -22,17 +22,17 @@ cJSON *codec_group(const struct chat_group *group)
 {
 	cJSON *doc = cJSON_CreateObject();
 	cJSON *members = codec_members(group);
-	if (doc == NULL || members == NULL) {
+	if (doc == NULL || members == NULL ||
+		cJSON_AddStringToObject(doc, "groupid", group->id) == NULL) {
 		cJSON_Delete(doc);
 		cJSON_Delete(members);
 		return NULL;
 	}
-	if (cJSON_AddStringToObject(doc, "groupid", group->id) == NULL) {
+	if (!cJSON_AddItemToObject(doc, "member", members)) {
 		cJSON_Delete(doc);
 		cJSON_Delete(members);
 		return NULL;
 	}
-	cJSON_AddItemToObject(doc, "member", members);
 	return doc;
 }
 
@@ -69,7 +69,10 @@ cJSON *codec_contacts(const struct chat *chat)
 		if (members == NULL) {
 			goto error;
 		}
-		cJSON_AddItemToObject(groups, group->id, members);
+		if (!cJSON_AddItemToObject(groups, group->id, members)) {
+			cJSON_Delete(members);
+			goto error;
+		}
 	}
 	return doc;
 
@@ -78,14 +81,67 @@ error:
 	return NULL;
 }
 
-enum chat_err codec_send(struct chat *chat, const char *clientid, const char *topic,
-	const cJSON *doc, int qos, bool retain)
+cJSON *codec_login_success(const struct chat_user *user, int64_t dropped)
+{
+	cJSON *doc = cJSON_CreateObject();
+	if (doc == NULL || cJSON_AddStringToObject(doc, "result", "success") == NULL ||
+		cJSON_AddStringToObject(doc, "userid", user->id) == NULL ||
+		cJSON_AddStringToObject(doc, "username", user->username) == NULL ||
+		(dropped > 0 && cJSON_AddNumberToObject(doc, "dropped", (double)dropped) == NULL)) {
+		cJSON_Delete(doc);
+		return NULL;
+	}
+	return doc;
+}
+
+cJSON *codec_login_failure(const char *code, const char *detail)
+{
+	cJSON *doc = cJSON_CreateObject();
+	if (doc == NULL || cJSON_AddStringToObject(doc, "result", code) == NULL ||
+		cJSON_AddStringToObject(doc, "detail", detail) == NULL) {
+		cJSON_Delete(doc);
+		return NULL;
+	}
+	return doc;
+}
+
+cJSON *codec_error(const char *action, const char *code, const char *detail)
+{
+	cJSON *doc = cJSON_CreateObject();
+	if (doc == NULL || cJSON_AddStringToObject(doc, "action", action) == NULL ||
+		cJSON_AddStringToObject(doc, "error", code) == NULL ||
+		cJSON_AddStringToObject(doc, "detail", detail) == NULL) {
+		cJSON_Delete(doc);
+		return NULL;
+	}
+	return doc;
+}
+
+cJSON *codec_message(const char *sender, const char *receiver, const char *text, const char *id,
+	int64_t ts)
+{
+	cJSON *doc = cJSON_CreateObject();
+	if (doc == NULL || cJSON_AddStringToObject(doc, "sender", sender) == NULL ||
+		cJSON_AddStringToObject(doc, "receiver", receiver) == NULL ||
+		cJSON_AddStringToObject(doc, "message", text) == NULL ||
+		cJSON_AddStringToObject(doc, "id", id) == NULL ||
+		cJSON_AddNumberToObject(doc, "ts", (double)ts) == NULL) {
+		cJSON_Delete(doc);
+		return NULL;
+	}
+	return doc;
+}
+
+char *codec_render(const cJSON *doc, size_t *len)
 {
 	char *text = cJSON_PrintUnformatted(doc);
-	if (text == NULL) {
-		return CHAT_ERR_INTERNAL;
+	if (text != NULL) {
+		*len = strlen(text);
 	}
-	int rc = chat->hooks.publish(chat->hooks.ctx, clientid, topic, text, strlen(text), qos, retain);
+	return text;
+}
+
+void codec_free(char *text)
+{
 	cJSON_free(text);
-	return rc == 0 ? CHAT_OK : CHAT_ERR_INTERNAL;
 }

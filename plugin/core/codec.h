@@ -1,6 +1,7 @@
 /*
- * The JSON documents the chat sends, built with cJSON. Every builder returns a new cJSON tree
- * (the caller deletes it) or NULL on no memory; codec_send renders a tree once and publishes it.
+ * Every JSON document the chat sends (docs/protocol.md §3), built with cJSON. Each builder
+ * returns a new cJSON tree that the caller deletes with cJSON_Delete, or NULL on no memory; the
+ * strings passed in are copied. codec_render turns a tree into the text that is published.
  */
 #ifndef CHAT_CODEC_H
 #define CHAT_CODEC_H
@@ -12,20 +13,38 @@
 /* {"<userid>": "<username>", ...} of a group's members, in joining order. */
 cJSON *codec_members(const struct chat_group *group);
 
-/* {"groupid": ..., "member": {...}} */
+/* new_group and chat/groups/<id>: {"groupid": ..., "member": {...}} */
 cJSON *codec_group(const struct chat_group *group);
 
-/* {"userid": ..., "username": ..., "online": ...} */
+/* chat/users/<id>: {"userid": ..., "username": ..., "online": ...} */
 cJSON *codec_user(const struct chat_user *user);
 
-/* The seed's contact event: {"person": {uid: {uid: name}}, "group": {gid: {uid: name}}}. */
+/* chat/contacts, the seed's contact event: {"person": {uid: {uid: name}}, "group": {gid: {...}}} */
 cJSON *codec_contacts(const struct chat *chat);
 
 /*
- * Renders `doc` (borrowed) and publishes it to `clientid` (NULL: fan-out) on `topic`.
- * Returns CHAT_OK, or CHAT_ERR_INTERNAL when rendering or publishing failed.
+ * login-response on success: {"result": "success", "userid", "username"}, with "dropped" when
+ * `dropped` > 0 (deliveries the broker could not keep while the user was away).
  */
-enum chat_err codec_send(struct chat *chat, const char *clientid, const char *topic,
-	const cJSON *doc, int qos, bool retain);
+cJSON *codec_login_success(const struct chat_user *user, int64_t dropped);
+
+/* login-response on failure: {"result": "<code>", "detail": "<text>"} */
+cJSON *codec_login_failure(const char *code, const char *detail);
+
+/* error: {"action": "<the seed's event name>", "error": "<code>", "detail": "<text>"} */
+cJSON *codec_error(const char *action, const char *code, const char *detail);
+
+/* message: {"sender", "receiver", "message", "id", "ts"}; `ts` in ms since the epoch. */
+cJSON *codec_message(const char *sender, const char *receiver, const char *text, const char *id,
+	int64_t ts);
+
+/*
+ * Renders `doc` (borrowed) without white space. Returns the text, which the caller frees with
+ * codec_free, and its length in *len; NULL on no memory.
+ */
+char *codec_render(const cJSON *doc, size_t *len);
+
+/* Frees a text from codec_render. Accepts NULL. */
+void codec_free(char *text);
 
 #endif

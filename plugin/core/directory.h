@@ -1,8 +1,8 @@
 /*
- * The retained directory: chat/contacts (the seed's whole contact list), chat/users/<userid>
- * and chat/groups/<groupid>. State changes only mark what changed; chat_on_tick calls
- * directory_flush, which publishes each marked entity once per tick and the snapshot at most
- * once per tick.
+ * The retained directory (docs/protocol.md §3): chat/contacts (the seed's whole contact list),
+ * chat/users/<userid> and chat/groups/<groupid>. The type API records which users and groups
+ * changed (state.h); on every tick directory_flush publishes each changed entity once and the
+ * snapshot when its wait is over.
  *
  * The snapshot grows with the chat and goes to every subscriber, so publishing it on every tick
  * of a login storm would cost O(users^2) bytes per tick. The snapshot therefore waits until the
@@ -16,13 +16,24 @@
 
 #include "state.h"
 
-/* Marks a user or group id for republishing (its current record, or an empty payload if gone). */
-void directory_mark(struct chat *chat, const char *id);
+/* Below this many users the snapshot goes out on every tick that follows a change. */
+#define DIRECTORY_DEBOUNCE_USERS 200
+/* Above it, a pause in the changes this long lets the snapshot go out... */
+#define DIRECTORY_QUIET_MS 100
+/* ... and it never waits longer than 1 ms per user, nor than this. */
+#define DIRECTORY_MAX_WAIT_MS 10000
 
-/* Publishes every marked entity and, if anything changed and its wait is over, the snapshot. */
+/*
+ * Publishes every changed entity (its current record, or an empty payload if it is gone) and,
+ * if anything changed and its wait is over, the snapshot. `now_ms` is a monotonic clock.
+ */
 void directory_flush(struct chat *chat, int64_t now_ms);
 
-/* Forgets every mark without publishing (used by chat_free). */
-void directory_clear(struct chat *chat);
+/*
+ * After a restart, clears the retained topics of every user and group id below the counters
+ * that no longer exists, a batch per flush: the broker's own persistence may still hold records
+ * that were deleted after the chat's last save.
+ */
+void directory_sweep_from_start(struct chat *chat);
 
 #endif

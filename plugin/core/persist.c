@@ -12,7 +12,7 @@
 
 #include <cjson/cJSON.h>
 
-#include "directory.h"
+#include "log.h"
 
 #define STATE_VERSION 1
 #define SAVE_INTERVAL_MS 1000
@@ -28,9 +28,9 @@ static const struct saved_counter {
 	size_t offset;
 	uint64_t block;
 } saved_counters[] = {
-	{ "next_user", "reserved_user", offsetof(struct chat, user_ids), PERSIST_ID_BLOCK },
-	{ "next_group", "reserved_group", offsetof(struct chat, group_ids), PERSIST_ID_BLOCK },
-	{ "next_message", "reserved_message", offsetof(struct chat, message_ids),
+	{ "next_user", "reserved_user", offsetof(struct chat, ids.user), PERSIST_ID_BLOCK },
+	{ "next_group", "reserved_group", offsetof(struct chat, ids.group), PERSIST_ID_BLOCK },
+	{ "next_message", "reserved_message", offsetof(struct chat, ids.message),
 		PERSIST_MESSAGE_BLOCK },
 };
 #define SAVED_COUNTERS (sizeof saved_counters / sizeof saved_counters[0])
@@ -40,6 +40,12 @@ static struct id_counter *counter_of(struct chat *chat, const struct saved_count
 	return (struct id_counter *)(void *)((char *)chat + saved->offset);
 }
 
+static const struct id_counter *counter_in(const struct chat *chat,
+	const struct saved_counter *saved)
+{
+	return (const struct id_counter *)(const void *)((const char *)chat + saved->offset);
+}
+
 /* Moves every counter's reserve a block ahead when it is within half a block of its end. */
 static void reserve_ahead(struct chat *chat, bool now)
 {
@@ -47,25 +53,23 @@ static void reserve_ahead(struct chat *chat, bool now)
 		struct id_counter *c = counter_of(chat, &saved_counters[i]);
 		if (now || c->next + saved_counters[i].block / 2 >= c->reserved) {
 			c->reserved = c->next + saved_counters[i].block;
-			chat->state_dirty = true;
+			chat->persist.dirty = true;
 		}
 	}
 }
 
-uint64_t id_take(struct chat *chat, struct id_counter *counter)
+void persist_reserve_now(struct chat *chat)
 {
-	if (chat->config.state_file[0] != '\0' && counter->next >= counter->reserved) {
-		/*
-		 * The reserve ran out before a tick could extend it (more ids in one second than
-		 * half a block, or the first ids after a start): extend and save before issuing.
-		 */
-		reserve_ahead(chat, true);
-		(void)persist_save(chat, false);
-	}
-	return counter->next++;
+	reserve_ahead(chat, true);
+	(void)persist_save(chat, false);
 }
 
-static cJSON *render_state(struct chat *chat, bool clean)
+bool persist_reserve_exhausted(const struct chat *chat, const struct id_counter *counter)
+{
+	return chat->config.state_file[0] != '\0' && ids_reserve_exhausted(counter);
+}
+
+static cJSON *render_state(const struct chat *chat, bool clean)
 {
 	cJSON *doc = cJSON_CreateObject();
 	cJSON *users = cJSON_AddArrayToObject(doc, "users");
@@ -76,7 +80,7 @@ static cJSON *render_state(struct chat *chat, bool clean)
 		goto error;
 	}
 	for (size_t i = 0; i < SAVED_COUNTERS; i++) {
-		const struct id_counter *c = counter_of(chat, &saved_counters[i]);
+		const struct id_counter *c = counter_in(chat, &saved_counters[i]);
 		if (cJSON_AddNumberToObject(doc, saved_counters[i].next, (double)c->next) == NULL ||
 			cJSON_AddNumberToObject(doc, saved_counters[i].reserved, (double)c->reserved) ==
 				NULL) {
@@ -120,6 +124,22 @@ error:
 	return NULL;
 }
 
+char *persist_render(const struct chat *chat, bool clean, size_t *len)
+{
+	cJSON *doc = render_state(chat, clean);
+	char *text = doc != NULL ? cJSON_PrintUnformatted(doc) : NULL;
+	cJSON_Delete(doc);
+	if (text != NULL) {
+		*len = strlen(text);
+	}
+	return text;
+}
+
+void persist_render_free(char *text)
+{
+	cJSON_free(text);
+}
+
 static bool write_file(const char *path, const char *text, size_t len)
 {
 	char tmp[CHAT_PATH_MAX + 8];
@@ -142,32 +162,27 @@ enum chat_err persist_save(struct chat *chat, bool clean)
 	if (chat->config.state_file[0] == '\0') {
 		return CHAT_OK;
 	}
-	cJSON *doc = render_state(chat, clean);
-	char *text = doc != NULL ? cJSON_PrintUnformatted(doc) : NULL;
-	cJSON_Delete(doc);
-	bool ok = text != NULL && write_file(chat->config.state_file, text, strlen(text));
-	cJSON_free(text);
+	size_t len = 0;
+	char *text = persist_render(chat, clean, &len);
+	bool ok = text != NULL && write_file(chat->config.state_file, text, len);
+	persist_render_free(text);
 	if (!ok) {
-		if (!chat->save_failing) {
-			chat_logf(chat, CHAT_LOG_ERR,
+		if (!chat->persist.failing) {
+			log_printf(&chat->hooks, CHAT_LOG_ERR,
 				"chat: could not write the state file %s (%s); retrying every second",
 				chat->config.state_file, strerror(errno));
 		}
-		chat->save_failing = true;
+		chat->persist.failing = true;
 		return CHAT_ERR_INTERNAL;
 	}
-	if (chat->save_failing) {
-		chat_logf(chat, CHAT_LOG_NOTICE, "chat: the state file %s is written again",
+	if (chat->persist.failing) {
+		log_printf(&chat->hooks, CHAT_LOG_NOTICE, "chat: the state file %s is written again",
 			chat->config.state_file);
 	}
-	chat->save_failing = false;
-	chat->state_dirty = false;
+	chat->persist.failing = false;
+	chat->persist.dirty = false;
+	chat->persist.changes_saved = chat->changes.count;
 	return CHAT_OK;
-}
-
-enum chat_err chat_state_save(struct chat *chat)
-{
-	return persist_save(chat, true);
 }
 
 void persist_tick(struct chat *chat, int64_t now_ms)
@@ -176,11 +191,12 @@ void persist_tick(struct chat *chat, int64_t now_ms)
 		return;
 	}
 	reserve_ahead(chat, false);
-	if (!chat->state_dirty || now_ms < chat->next_save_at) {
+	bool behind = chat->persist.dirty || chat->changes.count != chat->persist.changes_saved;
+	if (!behind || now_ms < chat->persist.next_save_at) {
 		return;
 	}
 	(void)persist_save(chat, false);
-	chat->next_save_at = now_ms + SAVE_INTERVAL_MS;
+	chat->persist.next_save_at = now_ms + SAVE_INTERVAL_MS;
 }
 
 /* ===================================================================================== */
@@ -217,12 +233,6 @@ static const char *string_of(const cJSON *obj, const char *name)
 	return cJSON_IsString(item) ? item->valuestring : NULL;
 }
 
-/* The number in an id without its last digit ("120" -> 12), for comparison with a counter. */
-static uint64_t id_counter(const char *id)
-{
-	return strtoull(id, NULL, 10) / 10;
-}
-
 static bool load_user(struct loader *ld, const cJSON *entry, int64_t now_ms)
 {
 	struct chat *chat = ld->chat;
@@ -231,27 +241,27 @@ static bool load_user(struct loader *ld, const cJSON *entry, int64_t now_ms)
 	const char *clientid = string_of(entry, "clientid");
 	const cJSON *persistent = cJSON_GetObjectItemCaseSensitive(entry, "persistent");
 	const cJSON *qos = cJSON_GetObjectItemCaseSensitive(entry, "qos");
-	if (!chat_is_userid(id) || username == NULL ||
-		!chat_username_valid(username, strlen(username)) || !chat_clientid_valid(clientid) ||
+	if (!ids_is_user(id) || username == NULL ||
+		!validate_username(username, strlen(username)) || !validate_clientid(clientid) ||
 		!cJSON_IsBool(persistent) || !cJSON_IsNumber(qos) || qos->valuedouble < 0 ||
-		qos->valuedouble > 2 || id_counter(id) >= chat->user_ids.next) {
+		qos->valuedouble > 2 || ids_number(id) >= chat->ids.user.next) {
 		return bad(ld, "a user record is malformed");
 	}
-	if (user_find(chat, id) != NULL || user_find_by_name(chat, username, strlen(username)) != NULL) {
+	if (state_user_find(chat, id) != NULL || state_user_find_by_name(chat, username, strlen(username)) != NULL) {
 		return bad(ld, "a user id or username appears twice");
 	}
 	if (!cJSON_IsTrue(persistent)) {
 		/* Its connection did not survive the restart: only clear its directory entry. */
-		directory_mark(chat, id);
+		state_note_changed(chat, id);
 		return true;
 	}
-	struct chat_session *session = session_find(chat, clientid);
+	struct chat_session *session = state_session_find(chat, clientid);
 	if (session != NULL) {
 		return bad(ld, "a client id appears twice");
 	}
-	session = session_get(chat, clientid);
+	session = state_session_get(chat, clientid);
 	struct chat_user *user = session != NULL
-		? user_insert(chat, session, id, username, strlen(username))
+		? state_user_add(chat, session, id, username, strlen(username))
 		: NULL;
 	if (user == NULL) {
 		return bad(ld, "out of memory");
@@ -269,31 +279,31 @@ static bool load_group(struct loader *ld, const cJSON *entry)
 	struct chat *chat = ld->chat;
 	const char *id = string_of(entry, "id");
 	const cJSON *members = cJSON_GetObjectItemCaseSensitive(entry, "member");
-	if (!chat_is_groupid(id) || !cJSON_IsArray(members) ||
-		id_counter(id) >= chat->group_ids.next) {
+	if (!ids_is_group(id) || !cJSON_IsArray(members) ||
+		ids_number(id) >= chat->ids.group.next) {
 		return bad(ld, "a group record is malformed");
 	}
-	if (group_find(chat, id) != NULL) {
+	if (state_group_find(chat, id) != NULL) {
 		return bad(ld, "a group id appears twice");
 	}
-	struct chat_group *group = group_insert(chat, id);
+	struct chat_group *group = state_group_add(chat, id);
 	if (group == NULL) {
 		return bad(ld, "out of memory");
 	}
 	const cJSON *member;
 	cJSON_ArrayForEach(member, members) {
-		if (!cJSON_IsString(member) || !chat_is_userid(member->valuestring) ||
-			id_counter(member->valuestring) >= chat->user_ids.next) {
+		if (!cJSON_IsString(member) || !ids_is_user(member->valuestring) ||
+			ids_number(member->valuestring) >= chat->ids.user.next) {
 			return bad(ld, "a group member is malformed");
 		}
 		/* Members of clean sessions were not restored; the group goes on without them. */
-		struct chat_user *user = user_find(chat, member->valuestring);
-		if (user != NULL && member_find(group, user) == NULL && !member_add(chat, group, user)) {
+		struct chat_user *user = state_user_find(chat, member->valuestring);
+		if (user != NULL && state_member_find(group, user) == NULL && !state_member_add(chat, group, user)) {
 			return bad(ld, "out of memory");
 		}
 	}
 	if (group->member_count == 0) {
-		group_delete(chat, group);
+		state_group_delete(chat, group);
 	}
 	return true;
 }
@@ -359,15 +369,12 @@ enum chat_err persist_parse(struct chat *chat, const char *text, size_t len, int
 		for (size_t i = 0; i < SAVED_COUNTERS; i++) {
 			*counter_of(chat, &saved_counters[i]) = (struct id_counter){ .next = 1 };
 		}
-		chat->state_dirty = false;
-		return CHAT_ERR_INVALID_REQUEST;
+		chat->persist.dirty = false;
+		chat->persist.changes_saved = chat->changes.count;
+		return CHAT_ERR_BAD_STATE_FILE;
 	}
 	/* This run's first save says it has not (yet) shut down cleanly. */
-	chat->state_dirty = true;
-	/* Clear retained directory topics of every id that is no more, a batch per tick. */
-	chat->sweep_user = 1;
-	chat->sweep_group = 1;
-	chat->contacts_dirty = true;
+	chat->persist.dirty = true;
 	return CHAT_OK;
 }
 
@@ -409,13 +416,13 @@ static void set_aside(struct chat *chat, const char *why)
 		snprintf(aside, sizeof aside, "%s.corrupt-%lld-%d", path, stamp, n);
 	}
 	if (rename(path, aside) == 0) {
-		chat_logf(chat, CHAT_LOG_ERR,
+		log_printf(&chat->hooks, CHAT_LOG_ERR,
 			"chat: the state file %s is unusable (%s); moved it to %s and starting with empty "
 			"chat state",
 			path, why, aside);
-		chat->state_dirty = true;
+		chat->persist.dirty = true;
 	} else {
-		chat_logf(chat, CHAT_LOG_ERR,
+		log_printf(&chat->hooks, CHAT_LOG_ERR,
 			"chat: the state file %s is unusable (%s) and cannot be moved aside (%s); starting "
 			"with empty chat state and NOT saving it in this run",
 			path, why, strerror(errno));
@@ -423,33 +430,33 @@ static void set_aside(struct chat *chat, const char *why)
 	}
 }
 
-enum chat_err chat_state_load(struct chat *chat, int64_t now_ms)
+bool persist_load(struct chat *chat, int64_t now_ms)
 {
 	const char *path = chat->config.state_file;
 	if (path[0] == '\0') {
-		return CHAT_OK;
+		return false;
 	}
 	size_t len = 0;
 	char *text = read_file(path, &len);
 	if (text == NULL) {
 		if (errno == ENOENT) {
-			chat_logf(chat, CHAT_LOG_NOTICE, "chat: no state file at %s yet; starting empty", path);
-			chat->state_dirty = true;
+			log_printf(&chat->hooks, CHAT_LOG_NOTICE, "chat: no state file at %s yet; starting empty", path);
+			chat->persist.dirty = true;
 		} else {
 			set_aside(chat, strerror(errno));
 		}
-		return CHAT_OK;
+		return false;
 	}
 	char err[160];
 	enum chat_err rc = persist_parse(chat, text, len, now_ms, err, sizeof err);
 	free(text);
 	if (rc != CHAT_OK) {
 		set_aside(chat, err);
-		return CHAT_OK;
+		return false;
 	}
 	struct chat_stats stats;
-	chat_get_stats(chat, &stats);
-	chat_logf(chat, CHAT_LOG_INFO, "chat: restored %zu users and %zu groups from %s", stats.users,
+	state_stats(chat, &stats);
+	log_printf(&chat->hooks, CHAT_LOG_INFO, "chat: restored %zu users and %zu groups from %s", stats.users,
 		stats.groups, path);
-	return CHAT_OK;
+	return true;
 }

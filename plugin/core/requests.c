@@ -13,31 +13,16 @@
 
 #include <cjson/cJSON.h>
 
+#include "chat.h"
 #include "codec.h"
-#include "directory.h"
+#include "log.h"
+#include "outbox.h"
+#include "persist.h"
 #include "state.h"
+#include "topics.h"
 
 /* Requests other than messages are small; anything larger is refused before parsing. */
 #define REQUEST_MAX_BYTES 65536
-
-enum request_kind {
-	REQ_LOGIN,
-	REQ_LOGOUT,
-	REQ_MESSAGE,
-	REQ_CREATE_GROUP,
-	REQ_JOIN_GROUP,
-	REQ_LEAVE_GROUP,
-};
-
-/* The seed's event names, used as `action` in error deliveries. */
-static const char *const action_names[] = {
-	[REQ_LOGIN] = "login",
-	[REQ_LOGOUT] = "logout",
-	[REQ_MESSAGE] = "message",
-	[REQ_CREATE_GROUP] = "create_group",
-	[REQ_JOIN_GROUP] = "join_group",
-	[REQ_LEAVE_GROUP] = "leave_group",
-};
 
 struct request {
 	struct chat *chat;
@@ -69,69 +54,23 @@ static enum chat_err failf(struct request *req, enum chat_err err, const char *f
 	return err;
 }
 
-static bool classify(const char *topic, enum request_kind *kind, const char **room)
-{
-	*room = NULL;
-	if (strcmp(topic, "chat/login") == 0) {
-		*kind = REQ_LOGIN;
-	} else if (strcmp(topic, "chat/logout") == 0) {
-		*kind = REQ_LOGOUT;
-	} else if (strncmp(topic, "chat/msg/", 9) == 0) {
-		*kind = REQ_MESSAGE;
-		*room = topic + 9;
-	} else if (strcmp(topic, "chat/group/create") == 0) {
-		*kind = REQ_CREATE_GROUP;
-	} else if (strcmp(topic, "chat/group/join") == 0) {
-		*kind = REQ_JOIN_GROUP;
-	} else if (strcmp(topic, "chat/group/leave") == 0) {
-		*kind = REQ_LEAVE_GROUP;
-	} else {
-		return false;
-	}
-	return true;
-}
-
 /* ===================================================================================== */
 /* Deliveries                                                                            */
 /* ===================================================================================== */
 
-/* Publishes `text` to one session's inbox at the QoS it subscribed its inbox with. */
-static enum chat_err deliver_text(struct chat *chat, struct chat_session *session,
-	const char *kind, const char *text, size_t len)
+/*
+ * The next number of `counter`. With a state file an id is issued only once the file reserves
+ * it (persist.h). The tick moves the reserves ahead; when one still runs out between two ticks
+ * (over 500 logins or groups in a second), the state file is written here, synchronously, in
+ * the MESSAGE callback: the one place where request handling may wait for the disk, and the
+ * price of never issuing an id twice after a crash.
+ */
+static uint64_t take_id(struct chat *chat, struct id_counter *counter)
 {
-	char topic[CHAT_CLIENTID_MAX + 32];
-	if (session->user != NULL && session->user->presence != PRESENCE_ONLINE &&
-		session->inbox_qos > 0) {
-		/*
-		 * The broker queues this for the away client, but silently drops what exceeds its
-		 * max_queued_messages; count, so the user can be told when it logs in again.
-		 */
-		session->queued++;
-		if (chat->config.offline_queue > 0 && session->queued > chat->config.offline_queue &&
-			!(session->warned & WARN_QUEUE_FULL)) {
-			session->warned |= WARN_QUEUE_FULL;
-			chat_logf(chat, CHAT_LOG_WARNING,
-				"chat: client %s is away with more than %lld queued deliveries; the broker "
-				"drops the rest (max_queued_messages) and the user is told at its next login",
-				session->clientid, (long long)chat->config.offline_queue);
-		}
+	if (persist_reserve_exhausted(chat, counter)) {
+		persist_reserve_now(chat);
 	}
-	snprintf(topic, sizeof topic, "chat/inbox/%s/%s", session->clientid, kind);
-	int rc = chat->hooks.publish(chat->hooks.ctx, session->clientid, topic, text, len,
-		session->inbox_qos, false);
-	return rc == 0 ? CHAT_OK : CHAT_ERR_INTERNAL;
-}
-
-static enum chat_err deliver(struct chat *chat, struct chat_session *session,
-	const char *kind, const cJSON *doc)
-{
-	char *text = cJSON_PrintUnformatted(doc);
-	if (text == NULL) {
-		return CHAT_ERR_INTERNAL;
-	}
-	enum chat_err rc = deliver_text(chat, session, kind, text, strlen(text));
-	cJSON_free(text);
-	return rc;
+	return ids_take(counter);
 }
 
 /* Sends a group's new_group record to every member, or only to `only` when it is not NULL. */
@@ -139,22 +78,23 @@ static enum chat_err announce_group(struct chat *chat, const struct chat_group *
 	const struct chat_user *only)
 {
 	cJSON *doc = codec_group(group);
-	char *text = doc != NULL ? cJSON_PrintUnformatted(doc) : NULL;
+	size_t len = 0;
+	char *text = doc != NULL ? codec_render(doc, &len) : NULL;
 	cJSON_Delete(doc);
 	if (text == NULL) {
 		return CHAT_ERR_INTERNAL;
 	}
 	enum chat_err rc = CHAT_OK;
-	size_t len = strlen(text);
 	const struct chat_member *member;
 	for (member = group->members; member != NULL; member = member->hh_group.next) {
 		if (only == NULL || member->user == only) {
-			if (deliver_text(chat, member->user->session, "new_group", text, len) != CHAT_OK) {
+			if (outbox_deliver(chat, member->user->session, "new_group", text, len) !=
+				CHAT_OK) {
 				rc = CHAT_ERR_INTERNAL;
 			}
 		}
 	}
-	cJSON_free(text);
+	codec_free(text);
 	return rc;
 }
 
@@ -167,25 +107,22 @@ static void reply_error(struct request *req, enum chat_err err)
 
 	if (!(session->warned & WARN_BAD_REQUEST)) {
 		session->warned |= WARN_BAD_REQUEST;
-		chat_logf(chat, err == CHAT_ERR_INTERNAL ? CHAT_LOG_ERR : CHAT_LOG_NOTICE,
+		log_printf(&chat->hooks, err == CHAT_ERR_INTERNAL ? CHAT_LOG_ERR : CHAT_LOG_NOTICE,
 			"chat: refused %s from client %s: %s (%s); further refusals for this client "
 			"are not logged",
-			action_names[req->kind], session->clientid, code, detail);
+			topics_action(req->kind), session->clientid, code, detail);
 	}
 
-	cJSON *doc = cJSON_CreateObject();
-	if (doc != NULL && cJSON_AddStringToObject(doc, "action", action_names[req->kind]) != NULL &&
-		cJSON_AddStringToObject(doc, "error", code) != NULL &&
-		cJSON_AddStringToObject(doc, "detail", detail) != NULL) {
-		(void)deliver(chat, session, "error", doc);
+	cJSON *doc = codec_error(topics_action(req->kind), code, detail);
+	if (doc != NULL) {
+		(void)outbox_deliver_doc(chat, session, "error", doc);
 	}
 	cJSON_Delete(doc);
 
 	if (req->kind == REQ_LOGIN) {
-		doc = cJSON_CreateObject();
-		if (doc != NULL && cJSON_AddStringToObject(doc, "result", code) != NULL &&
-			cJSON_AddStringToObject(doc, "detail", detail) != NULL) {
-			(void)deliver(chat, session, "login-response", doc);
+		doc = codec_login_failure(code, detail);
+		if (doc != NULL) {
+			(void)outbox_deliver_doc(chat, session, "login-response", doc);
 		}
 		cJSON_Delete(doc);
 	}
@@ -226,7 +163,7 @@ static enum chat_err handle_login(struct request *req)
 		return CHAT_ERR_INVALID_REQUEST;
 	}
 	size_t len = strlen(username);
-	if (!chat_username_valid(username, len)) {
+	if (!validate_username(username, len)) {
 		return fail(req, CHAT_ERR_INVALID_USERNAME,
 			"a username is 1 to 64 bytes of UTF-8 without control characters");
 	}
@@ -241,41 +178,37 @@ static enum chat_err handle_login(struct request *req)
 	if (current != NULL && strcmp(current->username, username) == 0) {
 		/* The same login again, e.g. after a reconnect: resume. */
 		if (current->presence != PRESENCE_ONLINE) {
-			user_set_presence(chat, current, PRESENCE_ONLINE, 0);
+			state_user_set_presence(chat, current, PRESENCE_ONLINE, 0);
 		}
 	} else {
 		if (current != NULL && current->presence == PRESENCE_ONLINE) {
 			return failf(req, CHAT_ERR_ALREADY_LOGGED_IN,
 				"this connection is logged in as '%s'; log out first", current->username);
 		}
-		if (user_find_by_name(chat, username, len) != NULL) {
+		if (state_user_find_by_name(chat, username, len) != NULL) {
 			return failf(req, CHAT_ERR_USERNAME_TAKEN, "the username '%s' is taken", username);
 		}
 		if (current != NULL) {
 			/* A new connection took over this client id while its user was away. */
-			chat_logf(chat, CHAT_LOG_INFO,
+			log_printf(&chat->hooks, CHAT_LOG_INFO,
 				"chat: client %s logs in anew; its offline user %s is logged out",
 				session->clientid, current->id);
-			user_remove(chat, current);
+			state_user_remove(chat, current);
 		}
-		current = user_create(chat, session, username, len);
+		char id[CHAT_ID_BUF];
+		ids_format_user(take_id(chat, &chat->ids.user), id);
+		current = state_user_add(chat, session, id, username, len);
 		if (current == NULL) {
 			return fail(req, CHAT_ERR_INTERNAL, "out of memory");
 		}
 	}
 
-	cJSON *doc = cJSON_CreateObject();
-	enum chat_err rc = CHAT_ERR_INTERNAL;
-	if (doc != NULL && cJSON_AddStringToObject(doc, "result", "success") != NULL &&
-		cJSON_AddStringToObject(doc, "userid", current->id) != NULL &&
-		cJSON_AddStringToObject(doc, "username", current->username) != NULL) {
-		/* Tell a returning user how many deliveries the broker could not keep for it. */
-		int64_t limit = chat->config.offline_queue;
-		if (limit > 0 && session->queued > limit) {
-			cJSON_AddNumberToObject(doc, "dropped", (double)(session->queued - limit));
-		}
-		rc = deliver(chat, session, "login-response", doc);
-	}
+	/* Tell a returning user how many deliveries the broker could not keep for it. */
+	int64_t limit = chat->config.offline_queue;
+	int64_t dropped = limit > 0 && session->queued > limit ? session->queued - limit : 0;
+	cJSON *doc = codec_login_success(current, dropped);
+	enum chat_err rc = doc != NULL ? outbox_deliver_doc(chat, session, "login-response", doc)
+				       : CHAT_ERR_INTERNAL;
 	cJSON_Delete(doc);
 	session->queued = 0;
 	session->warned &= ~(unsigned)WARN_QUEUE_FULL;
@@ -284,7 +217,7 @@ static enum chat_err handle_login(struct request *req)
 
 static enum chat_err handle_logout(struct request *req)
 {
-	user_remove(req->chat, req->session->user);
+	state_user_remove(req->chat, req->session->user);
 	return CHAT_OK;
 }
 
@@ -311,22 +244,22 @@ static enum chat_err handle_message(struct request *req)
 			"a message is at most %lld bytes; this one has %zu",
 			(long long)chat->config.max_message_bytes, text_len);
 	}
-	if (!chat_utf8_valid(text->valuestring, text_len)) {
+	if (!validate_utf8(text->valuestring, text_len)) {
 		return fail(req, CHAT_ERR_INVALID_MESSAGE, "the message is not valid UTF-8");
 	}
 
 	struct chat_group *group = NULL;
 	struct chat_user *peer = NULL;
-	if (chat_is_groupid(room)) {
-		group = group_find(chat, room);
+	if (ids_is_group(room)) {
+		group = state_group_find(chat, room);
 		if (group == NULL) {
 			return failf(req, CHAT_ERR_UNKNOWN_ROOM, "there is no group %s", room);
 		}
-		if (member_find(group, sender) == NULL) {
+		if (state_member_find(group, sender) == NULL) {
 			return failf(req, CHAT_ERR_NOT_A_MEMBER, "you are not a member of group %s", room);
 		}
-	} else if (chat_is_userid(room)) {
-		peer = user_find(chat, room);
+	} else if (ids_is_user(room)) {
+		peer = state_user_find(chat, room);
 		if (peer == NULL) {
 			return failf(req, CHAT_ERR_UNKNOWN_ROOM, "there is no user %s", room);
 		}
@@ -335,38 +268,32 @@ static enum chat_err handle_message(struct request *req)
 			"the topic must be chat/msg/<groupid> or chat/msg/<userid>");
 	}
 
-	char id[24];
-	snprintf(id, sizeof id, "%llu", (unsigned long long)id_take(chat, &chat->message_ids));
-	cJSON *doc = cJSON_CreateObject();
-	char *rendered = NULL;
-	if (doc != NULL && cJSON_AddStringToObject(doc, "sender", sender->id) != NULL &&
-		cJSON_AddStringToObject(doc, "receiver", room) != NULL &&
-		cJSON_AddStringToObject(doc, "message", text->valuestring) != NULL &&
-		cJSON_AddStringToObject(doc, "id", id) != NULL &&
-		cJSON_AddNumberToObject(doc, "ts", (double)chat->hooks.wall_ms(chat->hooks.ctx)) != NULL) {
-		rendered = cJSON_PrintUnformatted(doc);
-	}
+	char id[CHAT_ID_BUF];
+	ids_format_message(take_id(chat, &chat->ids.message), id);
+	cJSON *doc = codec_message(sender->id, room, text->valuestring, id,
+		chat->hooks.wall_ms(chat->hooks.ctx));
+	size_t len = 0;
+	char *rendered = doc != NULL ? codec_render(doc, &len) : NULL;
 	cJSON_Delete(doc);
 	if (rendered == NULL) {
 		return fail(req, CHAT_ERR_INTERNAL, "out of memory");
 	}
 
 	/* Rendered once; each recipient gets a copy in its own inbox. */
-	size_t len = strlen(rendered);
 	enum chat_err rc = CHAT_OK;
 	if (peer != NULL) {
-		rc = deliver_text(chat, peer->session, "message", rendered, len);
+		rc = outbox_deliver(chat, peer->session, "message", rendered, len);
 	} else {
 		const struct chat_member *member;
 		for (member = group->members; member != NULL; member = member->hh_group.next) {
 			if (member->user != sender &&
-				deliver_text(chat, member->user->session, "message", rendered, len) !=
+				outbox_deliver(chat, member->user->session, "message", rendered, len) !=
 					CHAT_OK) {
 				rc = CHAT_ERR_INTERNAL;
 			}
 		}
 	}
-	cJSON_free(rendered);
+	codec_free(rendered);
 	return rc == CHAT_OK ? CHAT_OK : fail(req, rc, "a delivery could not be queued");
 }
 
@@ -392,8 +319,8 @@ static enum chat_err handle_create_group(struct request *req)
 	int64_t listed = 1;
 	cJSON_ArrayForEach(entry, members) {
 		struct chat_user *user = NULL;
-		if (entry->string == NULL || !chat_is_userid(entry->string) ||
-			(user = user_find(chat, entry->string)) == NULL) {
+		if (entry->string == NULL || !ids_is_user(entry->string) ||
+			(user = state_user_find(chat, entry->string)) == NULL) {
 			return fail(req, CHAT_ERR_UNKNOWN_USER, "a listed member is not a user");
 		}
 		if (user != sender && at_group_limit(chat, user)) {
@@ -412,13 +339,15 @@ static enum chat_err handle_create_group(struct request *req)
 			(long long)chat->config.max_group_members);
 	}
 
-	struct chat_group *group = group_create(chat);
-	if (group == NULL || !member_add(chat, group, sender)) {
+	char id[CHAT_ID_BUF];
+	ids_format_group(take_id(chat, &chat->ids.group), id);
+	struct chat_group *group = state_group_add(chat, id);
+	if (group == NULL || !state_member_add(chat, group, sender)) {
 		goto nomem;
 	}
 	cJSON_ArrayForEach(entry, members) {
-		struct chat_user *user = user_find(chat, entry->string);
-		if (member_find(group, user) == NULL && !member_add(chat, group, user)) {
+		struct chat_user *user = state_user_find(chat, entry->string);
+		if (state_member_find(group, user) == NULL && !state_member_add(chat, group, user)) {
 			goto nomem;
 		}
 	}
@@ -426,7 +355,7 @@ static enum chat_err handle_create_group(struct request *req)
 
 nomem:
 	if (group != NULL) {
-		group_delete(chat, group);
+		state_group_delete(chat, group);
 	}
 	return fail(req, CHAT_ERR_INTERNAL, "out of memory");
 }
@@ -439,7 +368,7 @@ static struct chat_group *requested_group(struct request *req, enum chat_err *er
 		*err = CHAT_ERR_INVALID_REQUEST;
 		return NULL;
 	}
-	struct chat_group *group = chat_is_groupid(groupid) ? group_find(req->chat, groupid) : NULL;
+	struct chat_group *group = ids_is_group(groupid) ? state_group_find(req->chat, groupid) : NULL;
 	if (group == NULL) {
 		*err = CHAT_ERR_UNKNOWN_ROOM;
 		req->detail = "there is no such group";
@@ -455,7 +384,7 @@ static enum chat_err handle_join_group(struct request *req)
 		return err;
 	}
 	struct chat_user *user = req->session->user;
-	if (member_find(group, user) != NULL) {
+	if (state_member_find(group, user) != NULL) {
 		return announce_group(req->chat, group, user);
 	}
 	int64_t max_members = req->chat->config.max_group_members;
@@ -467,7 +396,7 @@ static enum chat_err handle_join_group(struct request *req)
 		return failf(req, CHAT_ERR_LIMIT_EXCEEDED, "you are already in %lld groups, the most allowed",
 			(long long)req->chat->config.max_groups_per_user);
 	}
-	if (!member_add(req->chat, group, user)) {
+	if (!state_member_add(req->chat, group, user)) {
 		return fail(req, CHAT_ERR_INTERNAL, "out of memory");
 	}
 	return announce_group(req->chat, group, NULL);
@@ -480,11 +409,11 @@ static enum chat_err handle_leave_group(struct request *req)
 	if (group == NULL) {
 		return err;
 	}
-	struct chat_member *member = member_find(group, req->session->user);
+	struct chat_member *member = state_member_find(group, req->session->user);
 	if (member == NULL) {
 		return failf(req, CHAT_ERR_NOT_A_MEMBER, "you are not a member of group %s", group->id);
 	}
-	member_remove(req->chat, member);
+	state_member_remove(req->chat, member);
 	return CHAT_OK;
 }
 
@@ -565,7 +494,7 @@ static enum chat_err dispatch(struct request *req, const char *payload, size_t l
 		}
 		/* Any request from a persistent session that reconnected resumes its user. */
 		if (user->presence != PRESENCE_ONLINE) {
-			user_set_presence(req->chat, user, PRESENCE_ONLINE, 0);
+			state_user_set_presence(req->chat, user, PRESENCE_ONLINE, 0);
 		}
 	}
 
@@ -613,19 +542,19 @@ enum chat_err chat_on_publish(struct chat *chat, const struct chat_conn *conn, c
 {
 	struct request req = { .chat = chat, .conn = conn };
 	const char *clientid = conn->clientid;
-	if (clientid == NULL || topic == NULL || !classify(topic, &req.kind, &req.room)) {
+	if (clientid == NULL || topic == NULL || !topics_classify(topic, &req.kind, &req.room)) {
 		return CHAT_OK;
 	}
-	req.session = session_get(chat, clientid);
+	req.session = state_session_get(chat, clientid);
 	if (req.session == NULL) {
-		chat_logf(chat, CHAT_LOG_ERR, "chat: out of memory for a request from %s", clientid);
+		log_printf(&chat->hooks, CHAT_LOG_ERR, "chat: out of memory for a request from %s", clientid);
 		return CHAT_ERR_INTERNAL;
 	}
 	if (!req.session->valid_id) {
 		/* No inbox topic can be formed for this client id, so it cannot be answered. */
 		if (!(req.session->warned & WARN_BAD_CLIENTID)) {
 			req.session->warned |= WARN_BAD_CLIENTID;
-			chat_logf(chat, CHAT_LOG_WARNING,
+			log_printf(&chat->hooks, CHAT_LOG_WARNING,
 				"chat: ignoring chat requests from client '%s': a client id must be 1-128 "
 				"bytes of UTF-8 without / + # and not start with $",
 				clientid);
@@ -639,7 +568,7 @@ enum chat_err chat_on_publish(struct chat *chat, const struct chat_conn *conn, c
 	if (!take_token(chat, req.session, now_ms)) {
 		if (!(req.session->warned & WARN_RATE)) {
 			req.session->warned |= WARN_RATE;
-			chat_logf(chat, CHAT_LOG_WARNING,
+			log_printf(&chat->hooks, CHAT_LOG_WARNING,
 				"chat: client %s sends more than %lld requests a second; refusing the excess",
 				clientid, (long long)chat->config.request_rate);
 		}

@@ -1,26 +1,56 @@
 #include "state.h"
 
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "directory.h"
+/* ===================================================================================== */
+/* Changes                                                                               */
+/* ===================================================================================== */
+
+void state_note_changed(struct chat *chat, const char *id)
+{
+	chat->changes.count++;
+	struct changed_id *changed = NULL;
+	HASH_FIND_STR(chat->changes.ids, id, changed);
+	if (changed != NULL) {
+		return;
+	}
+	changed = calloc(1, sizeof *changed);
+	if (changed == NULL) {
+		/*
+		 * The counter moved, so the snapshot and the state file still follow; only this
+		 * entity's own retained topic misses this change.
+		 */
+		return;
+	}
+	snprintf(changed->id, sizeof changed->id, "%s", id);
+	HASH_ADD_STR(chat->changes.ids, id, changed);
+}
+
+void state_changes_clear(struct chat *chat)
+{
+	struct changed_id *changed, *tmp;
+	HASH_ITER(hh, chat->changes.ids, changed, tmp) {
+		HASH_DEL(chat->changes.ids, changed);
+		free(changed);
+	}
+}
 
 /* ===================================================================================== */
 /* Sessions                                                                              */
 /* ===================================================================================== */
 
-struct chat_session *session_find(struct chat *chat, const char *clientid)
+struct chat_session *state_session_find(struct chat *chat, const char *clientid)
 {
 	struct chat_session *session = NULL;
 	HASH_FIND_STR(chat->sessions, clientid, session);
 	return session;
 }
 
-struct chat_session *session_get(struct chat *chat, const char *clientid)
+struct chat_session *state_session_get(struct chat *chat, const char *clientid)
 {
-	struct chat_session *session = session_find(chat, clientid);
+	struct chat_session *session = state_session_find(chat, clientid);
 	if (session != NULL) {
 		return session;
 	}
@@ -32,12 +62,12 @@ struct chat_session *session_get(struct chat *chat, const char *clientid)
 	memcpy(session->clientid, clientid, len + 1);
 	session->inbox_qos = 1;
 	session->tokens = (double)chat->config.request_burst;
-	session->valid_id = chat_clientid_valid(clientid);
+	session->valid_id = validate_clientid(clientid);
 	HASH_ADD(hh, chat->sessions, clientid[0], len, session);
 	return session;
 }
 
-void session_delete(struct chat *chat, struct chat_session *session)
+void state_session_delete(struct chat *chat, struct chat_session *session)
 {
 	HASH_DEL(chat->sessions, session);
 	free(session);
@@ -47,29 +77,21 @@ void session_delete(struct chat *chat, struct chat_session *session)
 /* Users                                                                                 */
 /* ===================================================================================== */
 
-struct chat_user *user_find(struct chat *chat, const char *userid)
+struct chat_user *state_user_find(struct chat *chat, const char *userid)
 {
 	struct chat_user *user = NULL;
 	HASH_FIND(hh_id, chat->users_by_id, userid, strlen(userid), user);
 	return user;
 }
 
-struct chat_user *user_find_by_name(struct chat *chat, const char *username, size_t len)
+struct chat_user *state_user_find_by_name(struct chat *chat, const char *username, size_t len)
 {
 	struct chat_user *user = NULL;
 	HASH_FIND(hh_name, chat->users_by_name, username, len, user);
 	return user;
 }
 
-struct chat_user *user_create(struct chat *chat, struct chat_session *session,
-	const char *username, size_t len)
-{
-	char id[32];
-	snprintf(id, sizeof id, "%llu0", (unsigned long long)id_take(chat, &chat->user_ids));
-	return user_insert(chat, session, id, username, len);
-}
-
-struct chat_user *user_insert(struct chat *chat, struct chat_session *session, const char *id,
+struct chat_user *state_user_add(struct chat *chat, struct chat_session *session, const char *id,
 	const char *username, size_t len)
 {
 	struct chat_user *user = calloc(1, sizeof *user + len + 1);
@@ -84,11 +106,11 @@ struct chat_user *user_insert(struct chat *chat, struct chat_session *session, c
 	session->expires_at = 0;
 	HASH_ADD(hh_id, chat->users_by_id, id[0], strlen(user->id), user);
 	HASH_ADD(hh_name, chat->users_by_name, username[0], len, user);
-	directory_mark(chat, user->id);
+	state_note_changed(chat, user->id);
 	return user;
 }
 
-void user_set_presence(struct chat *chat, struct chat_user *user, enum presence presence,
+void state_user_set_presence(struct chat *chat, struct chat_user *user, enum presence presence,
 	int64_t deadline)
 {
 	bool was_online = user->presence == PRESENCE_ONLINE;
@@ -97,17 +119,17 @@ void user_set_presence(struct chat *chat, struct chat_user *user, enum presence 
 	user->presence = presence;
 	user->offline_deadline = deadline;
 	if (was_online != (presence == PRESENCE_ONLINE)) {
-		directory_mark(chat, user->id);
+		state_note_changed(chat, user->id);
 	}
 }
 
-void user_remove(struct chat *chat, struct chat_user *user)
+void state_user_remove(struct chat *chat, struct chat_user *user)
 {
 	struct chat_member *member, *tmp;
 	HASH_ITER(hh_user, user->groups, member, tmp) {
-		member_remove(chat, member);
+		state_member_remove(chat, member);
 	}
-	directory_mark(chat, user->id);
+	state_note_changed(chat, user->id);
 	chat->grace_users -= user->presence == PRESENCE_GRACE;
 	if (user->session != NULL) {
 		user->session->user = NULL;
@@ -121,21 +143,14 @@ void user_remove(struct chat *chat, struct chat_user *user)
 /* Groups and membership                                                                 */
 /* ===================================================================================== */
 
-struct chat_group *group_find(struct chat *chat, const char *groupid)
+struct chat_group *state_group_find(struct chat *chat, const char *groupid)
 {
 	struct chat_group *group = NULL;
 	HASH_FIND_STR(chat->groups, groupid, group);
 	return group;
 }
 
-struct chat_group *group_create(struct chat *chat)
-{
-	char id[32];
-	snprintf(id, sizeof id, "%llu1", (unsigned long long)id_take(chat, &chat->group_ids));
-	return group_insert(chat, id);
-}
-
-struct chat_group *group_insert(struct chat *chat, const char *id)
+struct chat_group *state_group_add(struct chat *chat, const char *id)
 {
 	struct chat_group *group = calloc(1, sizeof *group);
 	if (group == NULL) {
@@ -143,18 +158,18 @@ struct chat_group *group_insert(struct chat *chat, const char *id)
 	}
 	snprintf(group->id, sizeof group->id, "%s", id);
 	HASH_ADD_STR(chat->groups, id, group);
-	directory_mark(chat, group->id);
+	state_note_changed(chat, group->id);
 	return group;
 }
 
-struct chat_member *member_find(struct chat_group *group, const struct chat_user *user)
+struct chat_member *state_member_find(struct chat_group *group, const struct chat_user *user)
 {
 	struct chat_member *member = NULL;
 	HASH_FIND(hh_group, group->members, user->id, strlen(user->id), member);
 	return member;
 }
 
-bool member_add(struct chat *chat, struct chat_group *group, struct chat_user *user)
+bool state_member_add(struct chat *chat, struct chat_group *group, struct chat_user *user)
 {
 	struct chat_member *member = calloc(1, sizeof *member);
 	if (member == NULL) {
@@ -166,7 +181,7 @@ bool member_add(struct chat *chat, struct chat_group *group, struct chat_user *u
 	HASH_ADD_KEYPTR(hh_user, user->groups, group->id, strlen(group->id), member);
 	group->member_count++;
 	chat->membership_count++;
-	directory_mark(chat, group->id);
+	state_note_changed(chat, group->id);
 	return true;
 }
 
@@ -179,27 +194,31 @@ static void member_unlink(struct chat *chat, struct chat_member *member)
 	free(member);
 }
 
-void member_remove(struct chat *chat, struct chat_member *member)
+void state_member_remove(struct chat *chat, struct chat_member *member)
 {
 	struct chat_group *group = member->group;
 	member_unlink(chat, member);
 	if (group->member_count == 0) {
-		group_delete(chat, group);
+		state_group_delete(chat, group);
 	} else {
-		directory_mark(chat, group->id);
+		state_note_changed(chat, group->id);
 	}
 }
 
-void group_delete(struct chat *chat, struct chat_group *group)
+void state_group_delete(struct chat *chat, struct chat_group *group)
 {
 	struct chat_member *member, *tmp;
 	HASH_ITER(hh_group, group->members, member, tmp) {
 		member_unlink(chat, member);
 	}
-	directory_mark(chat, group->id);
+	state_note_changed(chat, group->id);
 	HASH_DEL(chat->groups, group);
 	free(group);
 }
+
+/* ===================================================================================== */
+/* The whole                                                                             */
+/* ===================================================================================== */
 
 void state_clear(struct chat *chat)
 {
@@ -223,17 +242,21 @@ void state_clear(struct chat *chat)
 		HASH_DEL(chat->sessions, session);
 		free(session);
 	}
-	directory_clear(chat);
+	chat->grace_users = 0;
+	state_changes_clear(chat);
 }
 
-void chat_logf(struct chat *chat, enum chat_log_level level, const char *fmt, ...)
+void state_stats(const struct chat *chat, struct chat_stats *out)
 {
-	char line[512];
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(line, sizeof line, fmt, ap);
-	va_end(ap);
-	if (chat->hooks.log != NULL) {
-		chat->hooks.log(chat->hooks.ctx, level, line);
+	memset(out, 0, sizeof *out);
+	out->users = HASH_CNT(hh_id, chat->users_by_id);
+	out->groups = HASH_CNT(hh, chat->groups);
+	out->sessions = HASH_CNT(hh, chat->sessions);
+	out->memberships = chat->membership_count;
+	const struct chat_user *user;
+	for (user = chat->users_by_id; user != NULL; user = user->hh_id.next) {
+		if (user->presence == PRESENCE_ONLINE) {
+			out->users_online++;
+		}
 	}
 }

@@ -1,14 +1,18 @@
 /*
  * The chat's data: sessions (one per client id), users, groups and memberships, in uthash
- * tables, and the pure operations on them ("type API"). Nothing here parses requests, builds
- * replies or publishes; requests.c does that on top of these operations.
+ * tables, and the pure operations on them (the "type API"). Nothing here parses requests,
+ * builds replies, publishes or touches the disk; requests.c does the first three on top of
+ * these operations, persist.c the last.
  *
  * Always true of the data:
  *  - session->user and user->session point at each other, or session->user is NULL.
  *  - A membership record is in both its group's table and its user's table.
  *  - Every group in `groups` has at least one member once the operation that made it returns.
  *  - Each record is one allocation with its key inside it.
- * Changes that the directory must republish are recorded with directory_mark (directory.h).
+ *  - Every operation that changes what the directory shows or the state file holds bumps
+ *    `changes.count` and puts the id of the user or group it changed into `changes.ids` (as
+ *    redis's commands bump server.dirty). The type API records changes and announces nothing:
+ *    the directory and the saver compare the counter with what they last saw, on TICK.
  */
 #ifndef CHAT_STATE_H
 #define CHAT_STATE_H
@@ -27,15 +31,16 @@
 #define HASH_INITIAL_NUM_BUCKETS 4U
 #define HASH_INITIAL_NUM_BUCKETS_LOG2 2U
 
-#include "chat.h"
+#include "chat_config.h"
+#include "chat_error.h"
+#include "chat_types.h"
+#include "ids.h"
 #include "validate.h"
-
-#define CHAT_ID_BUF (CHAT_ID_MAX + 1)
 
 enum presence {
 	PRESENCE_ONLINE,
-	PRESENCE_OFFLINE,       /* persistent session away: membership kept, deliveries queue */
-	PRESENCE_GRACE,         /* clean disconnect without subscriptions: maybe a takeover */
+	PRESENCE_OFFLINE, /* persistent session away: membership kept, deliveries queue */
+	PRESENCE_GRACE,   /* clean disconnect without subscriptions: maybe a takeover */
 };
 
 /* Kinds of warning logged at most once per client. */
@@ -50,12 +55,12 @@ enum warn_kind {
 struct chat_member;
 
 struct chat_user {
-	UT_hash_handle hh_id;        /* chat->users_by_id, key id */
-	UT_hash_handle hh_name;      /* chat->users_by_name, key username */
+	UT_hash_handle hh_id;       /* chat->users_by_id, key id */
+	UT_hash_handle hh_name;     /* chat->users_by_name, key username */
 	struct chat_session *session;
-	struct chat_member *groups;  /* this user's memberships, by group id (hh_user) */
+	struct chat_member *groups; /* this user's memberships, by group id (hh_user) */
 	enum presence presence;
-	int64_t offline_deadline;    /* monotonic ms; logout when reached (0: never) */
+	int64_t offline_deadline; /* monotonic ms; logout when reached (0: never) */
 	char id[CHAT_ID_BUF];
 	char username[];
 };
@@ -68,138 +73,156 @@ struct chat_group {
 };
 
 struct chat_member {
-	UT_hash_handle hh_group;     /* in group->members, key user->id */
-	UT_hash_handle hh_user;      /* in user->groups, key group->id */
+	UT_hash_handle hh_group; /* in group->members, key user->id */
+	UT_hash_handle hh_user;  /* in user->groups, key group->id */
 	struct chat_user *user;
 	struct chat_group *group;
 };
 
 struct chat_session {
-	UT_hash_handle hh;           /* chat->sessions, key clientid */
+	UT_hash_handle hh; /* chat->sessions, key clientid */
 	struct chat_user *user;
-	int64_t expires_at;          /* monotonic ms when a user-less, disconnected session goes; 0 */
-	unsigned warned;             /* enum warn_kind bits already logged */
-	double tokens;               /* requests it may still send now (token bucket) */
-	int64_t refilled_at;         /* monotonic ms of the bucket's last refill */
-	int64_t queued;              /* deliveries handed to the broker while its user was away */
+	int64_t expires_at;  /* monotonic ms when a user-less, disconnected session goes; 0 */
+	unsigned warned;     /* enum warn_kind bits already logged */
+	double tokens;       /* requests it may still send now (token bucket) */
+	int64_t refilled_at; /* monotonic ms of the bucket's last refill */
+	int64_t queued;      /* deliveries handed to the broker while its user was away */
 	uint8_t inbox_qos;
 	bool valid_id;
-	bool persistent;             /* its last connection asked for a persistent session */
+	bool persistent; /* its last connection asked for a persistent session */
 	char clientid[];
 };
 
-/*
- * A source of ids that are never reused. With a state file, the file records `reserved`: no id
- * at or above it has been issued, so a restart after a crash continues from there.
- */
-struct id_counter {
-	uint64_t next;
-	uint64_t reserved;
-};
-
-/* A pending directory change: an id whose retained topic must be republished. */
-struct dirty_id {
+/* The id of a user or group whose record changed since the directory last published it. */
+struct changed_id {
 	UT_hash_handle hh;
 	char id[CHAT_ID_BUF];
 };
 
 struct chat {
+	/* Settings (chat.c at creation): read by every module, never changed after start-up. */
 	struct chat_config config;
 	struct chat_hooks hooks;
+
+	/* Records (state.c). */
 	struct chat_session *sessions;
 	struct chat_user *users_by_id;
 	struct chat_user *users_by_name;
 	struct chat_group *groups;
-	struct dirty_id *dirty;       /* users and groups to republish */
-	bool contacts_dirty;
-	uint64_t contacts_changes;     /* counts directory changes, ... */
-	uint64_t contacts_changes_seen; /* ... up to the one the last tick saw */
-	int64_t contacts_changed_at;  /* monotonic ms of the tick that saw the last change */
-	bool contacts_stale;          /* a change is waiting for the snapshot, ... */
-	int64_t contacts_stale_since; /* ... since the tick that saw it (monotonic ms) */
-	bool started;                 /* the first tick has run */
-	struct id_counter user_ids;   /* user ids are n * 10 */
-	struct id_counter group_ids;  /* group ids are n * 10 + 1 */
-	struct id_counter message_ids;
-	bool state_dirty;             /* the state file is behind */
-	int64_t next_save_at;         /* monotonic ms before which the state file is not written */
-	bool save_failing;            /* the last save failed (logged once until one succeeds) */
-	uint64_t sweep_user;          /* restored: user ids below user_ids.next still to clear */
-	uint64_t sweep_group;         /* ... and group ids below group_ids.next */
-	int64_t next_expiry_scan;
 	size_t membership_count;
-	size_t grace_users;           /* users in PRESENCE_GRACE: while 0, no check looks them up */
+	size_t grace_users; /* users in PRESENCE_GRACE: while 0, no check looks them up */
+
+	/* Changes (state.c records them; directory.c and persist.c read them on TICK). */
+	struct {
+		uint64_t count;          /* bumped by every change of a record */
+		struct changed_id *ids;  /* users and groups changed since directory.c took them */
+	} changes;
+
+	/* Ids (ids.c; requests.c takes them, persist.c reserves them). */
+	struct chat_ids ids;
+
+	/* The retained directory (directory.c). */
+	struct {
+		uint64_t changes_seen;   /* changes.count the last flush saw */
+		bool contacts_dirty;     /* the chat/contacts snapshot is behind */
+		int64_t changed_at;      /* monotonic ms of the flush that saw the last change */
+		bool stale;              /* a change is waiting for the snapshot, ... */
+		int64_t stale_since;     /* ... since the flush that saw it (monotonic ms) */
+		uint64_t sweep_user;     /* restored: user ids below ids.user.next still to clear */
+		uint64_t sweep_group;    /* ... and group ids below ids.group.next */
+	} directory;
+
+	/* The state file (persist.c). */
+	struct {
+		uint64_t changes_saved;  /* changes.count when the file was last written */
+		bool dirty;              /* behind for another reason: ids reserved, a first save */
+		int64_t next_save_at;    /* monotonic ms before which the file is not written */
+		bool failing;            /* the last save failed (logged once until one succeeds) */
+	} persist;
+
+	/* Lifecycle (chat.c). */
+	bool started;             /* the first tick has run */
+	int64_t next_expiry_scan; /* monotonic ms of the next look at offline users */
 };
 
-/* --- sessions --- */
+/* ===================================================================================== */
+/* Sessions                                                                              */
+/* ===================================================================================== */
 
 /* The session of `clientid`, or NULL. */
-struct chat_session *session_find(struct chat *chat, const char *clientid);
+struct chat_session *state_session_find(struct chat *chat, const char *clientid);
 
-/* The session of `clientid`, created (connected, QoS 1) if missing. NULL only on no memory. */
-struct chat_session *session_get(struct chat *chat, const char *clientid);
+/* The session of `clientid`, created (QoS 1, a full request bucket) if missing. NULL: no memory. */
+struct chat_session *state_session_get(struct chat *chat, const char *clientid);
 
 /* Removes and frees a session that has no user. */
-void session_delete(struct chat *chat, struct chat_session *session);
+void state_session_delete(struct chat *chat, struct chat_session *session);
 
-/* --- users --- */
+/* ===================================================================================== */
+/* Users                                                                                 */
+/* ===================================================================================== */
 
-struct chat_user *user_find(struct chat *chat, const char *userid);
-struct chat_user *user_find_by_name(struct chat *chat, const char *username, size_t len);
+struct chat_user *state_user_find(struct chat *chat, const char *userid);
+struct chat_user *state_user_find_by_name(struct chat *chat, const char *username, size_t len);
 
 /*
- * Creates a user named `username` (validated by the caller) bound to `session`, online, with
- * the next user id. Returns NULL on no memory, changing nothing.
+ * Creates a user with id `id` (a user id not in use, see ids.h) named `username` (validated by
+ * the caller, not in use), bound to `session` (which has no user), online. Both strings are
+ * copied. Returns NULL on no memory, changing nothing. Records a change.
  */
-struct chat_user *user_create(struct chat *chat, struct chat_session *session,
+struct chat_user *state_user_add(struct chat *chat, struct chat_session *session, const char *id,
 	const char *username, size_t len);
 
-/* As user_create, with a given id (restoring saved state); the counter is not touched. */
-struct chat_user *user_insert(struct chat *chat, struct chat_session *session, const char *id,
-	const char *username, size_t len);
-
-/* Sets the user's presence and marks the directory. */
-void user_set_presence(struct chat *chat, struct chat_user *user, enum presence presence,
+/* Sets the user's presence; records a change when it goes online or stops being online. */
+void state_user_set_presence(struct chat *chat, struct chat_user *user, enum presence presence,
 	int64_t deadline);
 
 /*
  * Logs the user out: leaves every group (deleting groups left empty), unbinds the session and
- * frees the user. Marks the directory.
+ * frees the user. Records the changes.
  */
-void user_remove(struct chat *chat, struct chat_user *user);
+void state_user_remove(struct chat *chat, struct chat_user *user);
 
-/* --- groups and membership --- */
+/* ===================================================================================== */
+/* Groups and membership                                                                 */
+/* ===================================================================================== */
 
-struct chat_group *group_find(struct chat *chat, const char *groupid);
+struct chat_group *state_group_find(struct chat *chat, const char *groupid);
 
-/* Creates an empty group with the next group id; NULL on no memory. Add members at once. */
-struct chat_group *group_create(struct chat *chat);
+/*
+ * Creates an empty group with id `id` (a group id not in use). NULL on no memory. The caller
+ * adds its members before it returns to the broker (a group is never left empty).
+ */
+struct chat_group *state_group_add(struct chat *chat, const char *id);
 
-/* As group_create, with a given id (restoring saved state). */
-struct chat_group *group_insert(struct chat *chat, const char *id);
-
-struct chat_member *member_find(struct chat_group *group, const struct chat_user *user);
+struct chat_member *state_member_find(struct chat_group *group, const struct chat_user *user);
 
 /* Adds `user` to `group` (not already a member). Returns false on no memory, changing nothing. */
-bool member_add(struct chat *chat, struct chat_group *group, struct chat_user *user);
+bool state_member_add(struct chat *chat, struct chat_group *group, struct chat_user *user);
 
-/* Removes a membership; deletes the group if it is left empty. Marks the directory. */
-void member_remove(struct chat *chat, struct chat_member *member);
+/* Removes a membership; deletes the group if it is left empty. Records the changes. */
+void state_member_remove(struct chat *chat, struct chat_member *member);
 
-/* Deletes a group and its memberships. Marks the directory. */
-void group_delete(struct chat *chat, struct chat_group *group);
+/* Deletes a group and its memberships. Records the change. */
+void state_group_delete(struct chat *chat, struct chat_group *group);
 
-/* Frees every record without marking anything (used by chat_free). */
+/* ===================================================================================== */
+/* Changes and the whole                                                                 */
+/* ===================================================================================== */
+
+/*
+ * Records that the record of user or group `id` changed (or is gone) without changing it: used
+ * when restoring, for ids whose retained directory topics must be cleared.
+ */
+void state_note_changed(struct chat *chat, const char *id);
+
+/* Forgets the changed ids (directory.c, after publishing them). The counter stays. */
+void state_changes_clear(struct chat *chat);
+
+/* Frees every record and the changed ids; the counter stays (used by chat_free and loading). */
 void state_clear(struct chat *chat);
 
-/* The next id of `counter`, first making sure the state file reserves it (persist.c). */
-uint64_t id_take(struct chat *chat, struct id_counter *counter);
-
-/* True for the request topics (DESIGN.md section 3), which anyone may publish. */
-bool chat_topic_is_request(const char *topic);
-
-/* Logs one line through the hooks, printf-style. */
-void chat_logf(struct chat *chat, enum chat_log_level level, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+/* Counts the records. */
+void state_stats(const struct chat *chat, struct chat_stats *out);
 
 #endif

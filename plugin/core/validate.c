@@ -3,7 +3,7 @@
 #include <stdint.h>
 #include <string.h>
 
-bool chat_utf8_valid(const char *s, size_t len)
+bool validate_utf8(const char *s, size_t len)
 {
 	const unsigned char *p = (const unsigned char *)s;
 	const unsigned char *end = p + len;
@@ -51,7 +51,7 @@ bool chat_utf8_valid(const char *s, size_t len)
 	return true;
 }
 
-bool chat_clientid_valid(const char *clientid)
+bool validate_clientid(const char *clientid)
 {
 	if (clientid == NULL) {
 		return false;
@@ -63,12 +63,12 @@ bool chat_clientid_valid(const char *clientid)
 	if (strpbrk(clientid, "/+#") != NULL) {
 		return false;
 	}
-	return chat_utf8_valid(clientid, len);
+	return validate_utf8(clientid, len);
 }
 
-bool chat_username_valid(const char *username, size_t len)
+bool validate_username(const char *username, size_t len)
 {
-	if (len == 0 || len > CHAT_USERNAME_MAX || !chat_utf8_valid(username, len)) {
+	if (len == 0 || len > CHAT_USERNAME_MAX || !validate_utf8(username, len)) {
 		return false;
 	}
 	const unsigned char *p = (const unsigned char *)username;
@@ -82,31 +82,4 @@ bool chat_username_valid(const char *username, size_t len)
 		}
 	}
 	return true;
-}
-
-static bool is_id(const char *id, bool group)
-{
-	if (id == NULL) {
-		return false;
-	}
-	size_t len = strlen(id);
-	if (len == 0 || len > CHAT_ID_MAX || id[0] == '0') {
-		return false;
-	}
-	for (size_t i = 0; i < len; i++) {
-		if (id[i] < '0' || id[i] > '9') {
-			return false;
-		}
-	}
-	return group ? id[len - 1] != '0' : id[len - 1] == '0';
-}
-
-bool chat_is_userid(const char *id)
-{
-	return is_id(id, false);
-}
-
-bool chat_is_groupid(const char *id)
-{
-	return is_id(id, true);
 }

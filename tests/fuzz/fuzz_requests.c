@@ -16,6 +16,7 @@
 
 #include "chat.h"
 #include "fuzz_hooks.h"
+#include "ids.h"
 #include "validate.h"
 
 static const char *const clients[] = { "a", "b", "c", "d", "a+b", "$x", "" };
@@ -38,7 +39,7 @@ static int check_publish(void *ctx, const char *clientid, const char *topic, con
 		/* A delivery: to a valid client id's own inbox, never retained. */
 		char prefix[200];
 		size_t n = (size_t)snprintf(prefix, sizeof prefix, "chat/inbox/%s/", clientid);
-		if (!chat_clientid_valid(clientid) || strncmp(topic, prefix, n) != 0 || retain) {
+		if (!validate_clientid(clientid) || strncmp(topic, prefix, n) != 0 || retain) {
 			abort();
 		}
 	} else if (strncmp(topic, "chat/", 5) != 0 || !retain) {
@@ -48,7 +49,7 @@ static int check_publish(void *ctx, const char *clientid, const char *topic, con
 		return 0; /* a retained clear */
 	}
 	cJSON *doc = cJSON_ParseWithLength(payload, len);
-	if (!cJSON_IsObject(doc) || !chat_utf8_valid(payload, len)) {
+	if (!cJSON_IsObject(doc) || !validate_utf8(payload, len)) {
 		abort();
 	}
 	cJSON_Delete(doc);
@@ -95,7 +96,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			}
 			case 4:
 				chat_acl_check(chat, client, (enum chat_access)(data[1] % 4), topic,
-					data[2] % 3, now);
+					data[2] % 3);
 				break;
 			case 5:
 				chat_on_disconnect(chat, *client ? client : NULL, data[2] & 1,

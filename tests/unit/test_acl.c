@@ -1,4 +1,4 @@
-/* Unit tests of access decisions (DESIGN.md section 5). */
+/* Unit tests of access decisions (docs/protocol.md §5). */
 #include "check.h"
 #include "fake_broker.h"
 
@@ -11,7 +11,7 @@ static struct fake_broker fb;
 static enum chat_acl_result check(struct chat *chat, const char *clientid, enum chat_access access,
 	const char *topic)
 {
-	return chat_acl_check(chat, clientid, access, topic, 1, 0);
+	return chat_acl_check(chat, clientid, access, topic, 1);
 }
 
 static void test_read(void)

@@ -55,11 +55,11 @@ static void test_refusals(void)
 	};
 	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
 		err[0] = '\0';
-		CHECK_INT(CHAT_ERR_INVALID_REQUEST, chat_config_set(&c, bad[i][0], bad[i][1], err, sizeof err));
+		CHECK_INT(CHAT_ERR_BAD_OPTION, chat_config_set(&c, bad[i][0], bad[i][1], err, sizeof err));
 		CHECK(strstr(err, bad[i][0]) != NULL);
 	}
 	CHECK_INT(8192, c.max_message_bytes);
-	CHECK_INT(CHAT_ERR_INVALID_REQUEST, chat_config_set(&c, "outside_chat", NULL, err, sizeof err));
+	CHECK_INT(CHAT_ERR_BAD_OPTION, chat_config_set(&c, "outside_chat", NULL, err, sizeof err));
 }
 
 int main(void)

@@ -1,68 +1,69 @@
 #include "check.h"
+#include "ids.h"
 #include "validate.h"
 
 static void test_utf8(void)
 {
-	CHECK(chat_utf8_valid("hello", 5));
-	CHECK(chat_utf8_valid("h\xc3\xa9llo \xe2\x82\xac \xf0\x9f\x98\x80", 15));
-	CHECK(!chat_utf8_valid("\xc3", 1));              /* truncated */
-	CHECK(!chat_utf8_valid("\xc0\xaf", 2));          /* overlong '/' */
-	CHECK(!chat_utf8_valid("\xe0\x80\xaf", 3));      /* overlong */
-	CHECK(!chat_utf8_valid("\xed\xa0\x80", 3));      /* surrogate U+D800 */
-	CHECK(!chat_utf8_valid("\xf4\x90\x80\x80", 4));  /* above U+10FFFF */
-	CHECK(!chat_utf8_valid("\xff", 1));
-	CHECK(!chat_utf8_valid("a\0b", 3));
-	CHECK(!chat_utf8_valid("\x80", 1));              /* lone continuation byte */
+	CHECK(validate_utf8("hello", 5));
+	CHECK(validate_utf8("h\xc3\xa9llo \xe2\x82\xac \xf0\x9f\x98\x80", 15));
+	CHECK(!validate_utf8("\xc3", 1));              /* truncated */
+	CHECK(!validate_utf8("\xc0\xaf", 2));          /* overlong '/' */
+	CHECK(!validate_utf8("\xe0\x80\xaf", 3));      /* overlong */
+	CHECK(!validate_utf8("\xed\xa0\x80", 3));      /* surrogate U+D800 */
+	CHECK(!validate_utf8("\xf4\x90\x80\x80", 4));  /* above U+10FFFF */
+	CHECK(!validate_utf8("\xff", 1));
+	CHECK(!validate_utf8("a\0b", 3));
+	CHECK(!validate_utf8("\x80", 1));              /* lone continuation byte */
 }
 
 static void test_clientid(void)
 {
-	CHECK(chat_clientid_valid("alice-phone"));
-	CHECK(chat_clientid_valid("caf\xc3\xa9"));
-	CHECK(!chat_clientid_valid(NULL));
-	CHECK(!chat_clientid_valid(""));
-	CHECK(!chat_clientid_valid("a/b"));
-	CHECK(!chat_clientid_valid("a+b"));
-	CHECK(!chat_clientid_valid("a#"));
-	CHECK(!chat_clientid_valid("$sys"));
+	CHECK(validate_clientid("alice-phone"));
+	CHECK(validate_clientid("caf\xc3\xa9"));
+	CHECK(!validate_clientid(NULL));
+	CHECK(!validate_clientid(""));
+	CHECK(!validate_clientid("a/b"));
+	CHECK(!validate_clientid("a+b"));
+	CHECK(!validate_clientid("a#"));
+	CHECK(!validate_clientid("$sys"));
 	char longest[130];
 	memset(longest, 'x', 128);
 	longest[128] = '\0';
-	CHECK(chat_clientid_valid(longest));
+	CHECK(validate_clientid(longest));
 	longest[128] = 'x';
 	longest[129] = '\0';
-	CHECK(!chat_clientid_valid(longest));
+	CHECK(!validate_clientid(longest));
 }
 
 static void test_username(void)
 {
-	CHECK(chat_username_valid("alice", 5));
-	CHECK(chat_username_valid("J\xc3\xbcrgen M\xc3\xbcller", 15));
-	CHECK(!chat_username_valid("", 0));
-	CHECK(!chat_username_valid("a\tb", 3));
-	CHECK(!chat_username_valid("a\x7f", 2));
-	CHECK(!chat_username_valid("a\xc2\x85", 3)); /* NEL, a C1 control */
-	CHECK(!chat_username_valid("\xff", 1));
+	CHECK(validate_username("alice", 5));
+	CHECK(validate_username("J\xc3\xbcrgen M\xc3\xbcller", 15));
+	CHECK(!validate_username("", 0));
+	CHECK(!validate_username("a\tb", 3));
+	CHECK(!validate_username("a\x7f", 2));
+	CHECK(!validate_username("a\xc2\x85", 3)); /* NEL, a C1 control */
+	CHECK(!validate_username("\xff", 1));
 	char name[66];
 	memset(name, 'n', 65);
-	CHECK(chat_username_valid(name, 64));
-	CHECK(!chat_username_valid(name, 65));
+	CHECK(validate_username(name, 64));
+	CHECK(!validate_username(name, 65));
 }
 
 static void test_ids(void)
 {
-	CHECK(chat_is_userid("10"));
-	CHECK(chat_is_userid("1230"));
-	CHECK(!chat_is_userid("11"));
-	CHECK(!chat_is_userid("0"));
-	CHECK(!chat_is_userid("010"));
-	CHECK(!chat_is_userid(""));
-	CHECK(!chat_is_userid("1a0"));
-	CHECK(!chat_is_userid("+"));
-	CHECK(chat_is_groupid("21"));
-	CHECK(!chat_is_groupid("20"));
-	CHECK(!chat_is_groupid("a1"));
-	CHECK(!chat_is_groupid("123456789012345678901")); /* 21 digits */
+	CHECK(ids_is_user("10"));
+	CHECK(ids_is_user("1230"));
+	CHECK(!ids_is_user("11"));
+	CHECK(!ids_is_user("0"));
+	CHECK(!ids_is_user("010"));
+	CHECK(!ids_is_user(""));
+	CHECK(!ids_is_user("1a0"));
+	CHECK(!ids_is_user("+"));
+	CHECK(ids_is_group("21"));
+	CHECK(!ids_is_group("20"));
+	CHECK(!ids_is_group("a1"));
+	CHECK(!ids_is_group("123456789012345678901")); /* 21 digits */
 }
 
 int main(void)

@@ -1,0 +1,62 @@
+#include "outbox.h"
+
+#include "codec.h"
+#include "log.h"
+#include "topics.h"
+
+enum chat_err outbox_deliver(struct chat *chat, struct chat_session *session, const char *kind,
+	const char *text, size_t len)
+{
+	if (session->user != NULL && session->user->presence != PRESENCE_ONLINE &&
+		session->inbox_qos > 0) {
+		/*
+		 * The broker queues this for the away client, but silently drops what exceeds its
+		 * max_queued_messages; count, so the user can be told when it logs in again.
+		 */
+		session->queued++;
+		if (chat->config.offline_queue > 0 && session->queued > chat->config.offline_queue &&
+			!(session->warned & WARN_QUEUE_FULL)) {
+			session->warned |= WARN_QUEUE_FULL;
+			log_printf(&chat->hooks, CHAT_LOG_WARNING,
+				"chat: client %s is away with more than %lld queued deliveries; the broker "
+				"drops the rest (max_queued_messages) and the user is told at its next login",
+				session->clientid, (long long)chat->config.offline_queue);
+		}
+	}
+	char topic[TOPICS_INBOX_MAX];
+	topics_inbox(topic, session->clientid, kind);
+	int rc = chat->hooks.publish(chat->hooks.ctx, session->clientid, topic, text, len,
+		session->inbox_qos, false);
+	return rc == 0 ? CHAT_OK : CHAT_ERR_INTERNAL;
+}
+
+enum chat_err outbox_deliver_doc(struct chat *chat, struct chat_session *session,
+	const char *kind, const cJSON *doc)
+{
+	size_t len = 0;
+	char *text = codec_render(doc, &len);
+	if (text == NULL) {
+		return CHAT_ERR_INTERNAL;
+	}
+	enum chat_err rc = outbox_deliver(chat, session, kind, text, len);
+	codec_free(text);
+	return rc;
+}
+
+enum chat_err outbox_retain_doc(struct chat *chat, const char *topic, const cJSON *doc)
+{
+	size_t len = 0;
+	char *text = codec_render(doc, &len);
+	if (text == NULL) {
+		return CHAT_ERR_INTERNAL;
+	}
+	int rc = chat->hooks.publish(chat->hooks.ctx, NULL, topic, text, len, 1, true);
+	codec_free(text);
+	return rc == 0 ? CHAT_OK : CHAT_ERR_INTERNAL;
+}
+
+enum chat_err outbox_retain_clear(struct chat *chat, const char *topic)
+{
+	int rc = chat->hooks.publish(chat->hooks.ctx, NULL, topic, "", 0, 1, true);
+	return rc == 0 ? CHAT_OK : CHAT_ERR_INTERNAL;
+}

@@ -1,0 +1,35 @@
+/*
+ * The outbox: every message the chat publishes goes through here, and only here is the
+ * publish hook called (docs/protocol.md §3).
+ *
+ * Inbox deliveries go by client id straight into one session's queue, at the QoS with which
+ * that client subscribed its inbox; for a user that is away they are counted, because the
+ * broker silently drops what exceeds its max_queued_messages and the user is told at its next
+ * login. Directory records are published retained at QoS 1 through the normal fan-out (READ
+ * checks apply), and cleared with an empty retained payload. Texts and topics are borrowed.
+ */
+#ifndef CHAT_OUTBOX_H
+#define CHAT_OUTBOX_H
+
+#include <cjson/cJSON.h>
+
+#include "state.h"
+
+/*
+ * Delivers `text` (`len` bytes) on chat/inbox/<session's client id>/<kind>. Returns CHAT_OK, or
+ * CHAT_ERR_INTERNAL when the broker did not take it.
+ */
+enum chat_err outbox_deliver(struct chat *chat, struct chat_session *session, const char *kind,
+	const char *text, size_t len);
+
+/* As outbox_deliver, rendering `doc` (borrowed); CHAT_ERR_INTERNAL also when out of memory. */
+enum chat_err outbox_deliver_doc(struct chat *chat, struct chat_session *session,
+	const char *kind, const cJSON *doc);
+
+/* Publishes `doc` (borrowed) retained on `topic` to every reader. */
+enum chat_err outbox_retain_doc(struct chat *chat, const char *topic, const cJSON *doc);
+
+/* Clears the retained message of `topic` (an empty retained payload). */
+enum chat_err outbox_retain_clear(struct chat *chat, const char *topic);
+
+#endif

@@ -1,0 +1,70 @@
+/*
+ * The chat's topic names (docs/protocol.md §3), written once: the request topics clients
+ * publish, the inbox topics the plugin delivers on, the retained directory topics, and the
+ * matching of subscription filters against them that the access check needs (§5).
+ *
+ * Every topic of the chat is under `chat/`. A request topic is one of a fixed table; every topic
+ * under `chat/msg/` is a request (its room may still be unknown). Functions are pure; topics and
+ * filters are borrowed NUL-terminated strings.
+ */
+#ifndef CHAT_TOPICS_H
+#define CHAT_TOPICS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "ids.h"
+#include "validate.h"
+
+/* The requests of docs/protocol.md §3, one per request topic. */
+enum request_kind {
+	REQ_LOGIN,
+	REQ_LOGOUT,
+	REQ_MESSAGE,
+	REQ_CREATE_GROUP,
+	REQ_JOIN_GROUP,
+	REQ_LEAVE_GROUP,
+};
+
+/* Room enough for any inbox topic: chat/inbox/<client id>/<kind>. */
+#define TOPICS_INBOX_MAX (CHAT_CLIENTID_MAX + 32)
+/* Room enough for chat/users/<id> and chat/groups/<id>. */
+#define TOPICS_DIRECTORY_MAX (CHAT_ID_BUF + 16)
+
+/* True when `topic` (may be NULL) is under chat/ and so the chat's to handle or to guard. */
+bool topics_is_chat(const char *topic);
+
+/*
+ * Finds the request `topic` names. On success sets *kind and, for chat/msg/<room>, *room to the
+ * rest of the topic after chat/msg/ (may be empty or hold '/'; NULL for other requests).
+ */
+bool topics_classify(const char *topic, enum request_kind *kind, const char **room);
+
+/* True for the request topics, which anyone may publish. */
+bool topics_is_request(const char *topic);
+
+/* The seed's event name of a request ("login", "create_group", ...), used as `action`. */
+const char *topics_action(enum request_kind kind);
+
+/* chat/inbox/<clientid>/<kind> into `buf` (TOPICS_INBOX_MAX bytes). */
+void topics_inbox(char buf[TOPICS_INBOX_MAX], const char *clientid, const char *kind);
+
+/* chat/users/<userid> or chat/groups/<groupid> (by the id's form) into `buf`. */
+void topics_directory(char buf[TOPICS_DIRECTORY_MAX], const char *id);
+
+/* The retained snapshot of every user and group. */
+#define TOPICS_CONTACTS "chat/contacts"
+
+/* True for chat/contacts, chat/users/<one level> and chat/groups/<one level>. */
+bool topics_is_directory(const char *topic);
+
+/* True when `topic` is inside chat/inbox/<clientid>/ (at least one level below it). */
+bool topics_is_own_inbox(const char *topic, const char *clientid);
+
+/* True when some topic in chat/inbox/<clientid>/ can match the subscription `filter`. */
+bool topics_filter_meets_inbox(const char *filter, const char *clientid);
+
+/* True when some directory topic can match the subscription `filter`. */
+bool topics_filter_meets_directory(const char *filter);
+
+#endif
