@@ -1,7 +1,7 @@
 #include "check.h"
 #include "validate.h"
 
-static void test_utf8(void)
+TEST_CASE(utf8)
 {
 	CHECK(chat_utf8_valid("hello", 5));
 	CHECK(chat_utf8_valid("h\xc3\xa9llo \xe2\x82\xac \xf0\x9f\x98\x80", 15));
@@ -15,7 +15,7 @@ static void test_utf8(void)
 	CHECK(!chat_utf8_valid("\x80", 1));              /* lone continuation byte */
 }
 
-static void test_clientid(void)
+TEST_CASE(clientid)
 {
 	CHECK(chat_clientid_valid("alice-phone"));
 	CHECK(chat_clientid_valid("caf\xc3\xa9"));
@@ -34,7 +34,7 @@ static void test_clientid(void)
 	CHECK(!chat_clientid_valid(longest));
 }
 
-static void test_username(void)
+TEST_CASE(username)
 {
 	CHECK(chat_username_valid("alice", 5));
 	CHECK(chat_username_valid("J\xc3\xbcrgen M\xc3\xbcller", 15));
@@ -49,7 +49,7 @@ static void test_username(void)
 	CHECK(!chat_username_valid(name, 65));
 }
 
-static void test_ids(void)
+TEST_CASE(ids)
 {
 	CHECK(chat_is_userid("10"));
 	CHECK(chat_is_userid("1230"));
@@ -65,11 +65,4 @@ static void test_ids(void)
 	CHECK(!chat_is_groupid("123456789012345678901")); /* 21 digits */
 }
 
-int main(void)
-{
-	test_utf8();
-	test_clientid();
-	test_username();
-	test_ids();
-	return check_finish("test_validate");
-}
+CHECK_MAIN("test_validate")
