@@ -14,7 +14,7 @@ static enum chat_acl_result check(struct chat *chat, const char *clientid, enum 
 	return chat_acl_check(chat, clientid, access, topic, 1);
 }
 
-static void test_read(void)
+TEST_CASE(read)
 {
 	struct chat *chat = fake_chat(&fb, NULL);
 	CHECK_INT(ALLOW, check(chat, "alice", CHAT_ACCESS_READ, "chat/inbox/alice/message"));
@@ -33,7 +33,7 @@ static void test_read(void)
 	chat_free(chat);
 }
 
-static void test_write(void)
+TEST_CASE(write)
 {
 	struct chat *chat = fake_chat(&fb, NULL);
 	const char *requests[] = { "chat/login", "chat/logout", "chat/msg/10", "chat/msg/",
@@ -51,7 +51,7 @@ static void test_write(void)
 	chat_free(chat);
 }
 
-static void test_subscribe(void)
+TEST_CASE(subscribe)
 {
 	struct chat *chat = fake_chat(&fb, NULL);
 	const char *granted[] = { "#", "chat/#", "chat/+/#", "chat/inbox/alice/#",
@@ -78,7 +78,7 @@ static void test_subscribe(void)
 	chat_free(chat);
 }
 
-static void test_outside_defer(void)
+TEST_CASE(outside_chat_defer)
 {
 	struct chat_config config;
 	chat_config_defaults(&config);
@@ -93,11 +93,4 @@ static void test_outside_defer(void)
 	chat_free(chat);
 }
 
-int main(void)
-{
-	test_read();
-	test_write();
-	test_subscribe();
-	test_outside_defer();
-	return check_finish("test_acl");
-}
+CHECK_MAIN("test_acl")

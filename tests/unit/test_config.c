@@ -2,7 +2,7 @@
 #include "check.h"
 #include "chat_config.h"
 
-static void test_defaults(void)
+TEST_CASE(defaults)
 {
 	struct chat_config c;
 	chat_config_defaults(&c);
@@ -19,7 +19,7 @@ static void test_defaults(void)
 		buf);
 }
 
-static void test_values(void)
+TEST_CASE(valid_values)
 {
 	struct chat_config c;
 	char err[256];
@@ -40,7 +40,7 @@ static void test_values(void)
 	CHECK_STR("/var/lib/chat.json", c.state_file);
 }
 
-static void test_refusals(void)
+TEST_CASE(refused_values)
 {
 	struct chat_config c;
 	char err[256];
@@ -62,10 +62,4 @@ static void test_refusals(void)
 	CHECK_INT(CHAT_ERR_BAD_OPTION, chat_config_set(&c, "outside_chat", NULL, err, sizeof err));
 }
 
-int main(void)
-{
-	test_defaults();
-	test_values();
-	test_refusals();
-	return check_finish("test_config");
-}
+CHECK_MAIN("test_config")

@@ -36,7 +36,7 @@ static void preq(struct chat *chat, const char *clientid, const char *topic, con
 	chat_on_publish(chat, &conn, topic, payload, strlen(payload), 0);
 }
 
-static void test_round_trip(void)
+TEST_CASE(round_trip)
 {
 	struct chat *chat = with_state_file();
 	login(chat, "a", "alice", true);
@@ -88,7 +88,7 @@ static void test_round_trip(void)
 	chat_free(chat);
 }
 
-static void test_crash_and_clean_shutdown(void)
+TEST_CASE(crash_and_clean_shutdown)
 {
 	remove(path);
 	struct chat *chat = with_state_file();
@@ -124,7 +124,7 @@ static void test_crash_and_clean_shutdown(void)
 	remove(path);
 }
 
-static void test_corrupt(void)
+TEST_CASE(corrupt_files_set_aside)
 {
 	FILE *f = fopen(path, "w");
 	fputs("{\"version\":1,\"next_user\":5,\"users\":[", f);
@@ -180,21 +180,33 @@ static void test_corrupt(void)
 	CHECK_INT(0, system(cmd));
 }
 
-int main(void)
+/* Every case gets a fresh directory of its own, so it finds no state file it did not write. */
+static int fresh_dir(void)
 {
+	snprintf(dir, sizeof dir, "/tmp/chat-persist-XXXXXX");
 	if (mkdtemp(dir) == NULL) {
-		return EXIT_FAILURE;
+		perror("mkdtemp");
+		return -1;
 	}
 	snprintf(path, sizeof path, "%s/state.json", dir);
-	test_round_trip();
-	test_crash_and_clean_shutdown();
-	test_corrupt();
+	return 0;
+}
+
+/* KEEP=1 leaves the directories for a look at the files. */
+static void remove_dir(void)
+{
 	fake_clear(&fb);
+	if (getenv("KEEP") != NULL) {
+		fprintf(stderr, "[%s] kept %s\n", check_case_name, dir);
+		return;
+	}
 	char cmd[300];
-	if (getenv("KEEP")) return check_finish("test_persist");
 	snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
 	if (system(cmd) != 0) {
-		return EXIT_FAILURE;
+		check_count++;
+		check_failures++;
+		fprintf(stderr, "[%s] could not remove %s\n", check_case_name, dir);
 	}
-	return check_finish("test_persist");
 }
+
+CHECK_MAIN_FIXTURE("test_persist", fresh_dir, remove_dir)

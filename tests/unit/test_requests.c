@@ -20,7 +20,7 @@ static struct chat *two_users(void)
 	return chat;
 }
 
-static void test_login(void)
+TEST_CASE(login)
 {
 	struct chat *chat = fake_chat(&fb, NULL);
 	req(chat, "a", "chat/login", "{\"username\":\"alice\"}");
@@ -62,7 +62,7 @@ static void test_login(void)
 	chat_free(chat);
 }
 
-static void test_malformed(void)
+TEST_CASE(malformed_payloads)
 {
 	struct chat *chat = two_users();
 	const char *bad[] = { "", "not json", "[1,2]", "\"str\"", "{\"message\":", "null",
@@ -99,7 +99,7 @@ static void test_malformed(void)
 	chat_free(chat);
 }
 
-static void test_messages(void)
+TEST_CASE(messages)
 {
 	struct chat *chat = two_users();
 	req(chat, "a", "chat/msg/20", "{\"message\":\"hi bob\"}");
@@ -161,7 +161,7 @@ static void test_messages(void)
 	chat_free(chat);
 }
 
-static void test_groups(void)
+TEST_CASE(groups)
 {
 	struct chat *chat = two_users();
 	req(chat, "c", "chat/login", "{\"username\":\"carol\"}");
@@ -235,7 +235,7 @@ static void test_groups(void)
 	chat_free(chat);
 }
 
-static void test_logout_and_directory(void)
+TEST_CASE(logout_and_directory)
 {
 	struct chat *chat = two_users();
 	req(chat, "a", "chat/group/create", "{\"member\":{\"20\":\"bob\"}}");
@@ -273,7 +273,7 @@ static void test_logout_and_directory(void)
 	chat_free(chat);
 }
 
-static void test_sessions(void)
+TEST_CASE(sessions)
 {
 	struct chat_config config;
 	chat_config_defaults(&config);
@@ -359,7 +359,7 @@ static void test_sessions(void)
 	chat_free(chat);
 }
 
-static void test_takeover_login(void)
+TEST_CASE(takeover_login)
 {
 	struct chat *chat = two_users();
 	/* alice's persistent session is away; a new person on that client id logs in as dave. */
@@ -376,7 +376,7 @@ static void test_takeover_login(void)
 	chat_free(chat);
 }
 
-static void test_bad_clientid(void)
+TEST_CASE(bad_clientid_ignored)
 {
 	struct chat *chat = fake_chat(&fb, NULL);
 	req(chat, "a+b", "chat/login", "{\"username\":\"x\"}");
@@ -389,7 +389,7 @@ static void test_bad_clientid(void)
 	chat_free(chat);
 }
 
-static void test_snapshot_throttle(void)
+TEST_CASE(snapshot_throttle)
 {
 	struct chat *chat = fake_chat(&fb, NULL);
 	char clientid[16], login[64];
@@ -423,7 +423,7 @@ static void test_snapshot_throttle(void)
 	chat_free(chat);
 }
 
-static void test_limits(void)
+TEST_CASE(group_limits)
 {
 	struct chat_config config;
 	chat_config_defaults(&config);
@@ -456,7 +456,7 @@ static void test_limits(void)
 	chat_free(chat);
 }
 
-static void test_rate_limit(void)
+TEST_CASE(rate_limit)
 {
 	struct chat_config config;
 	chat_config_defaults(&config);
@@ -485,7 +485,7 @@ static void test_rate_limit(void)
 	chat_free(chat);
 }
 
-static void test_bind_username(void)
+TEST_CASE(bind_mqtt_username)
 {
 	struct chat_config config;
 	chat_config_defaults(&config);
@@ -507,7 +507,7 @@ static void test_bind_username(void)
 	chat_free(chat);
 }
 
-static void test_dropped_while_away(void)
+TEST_CASE(dropped_while_away)
 {
 	struct chat_config config;
 	chat_config_defaults(&config);
@@ -530,20 +530,4 @@ static void test_dropped_while_away(void)
 	chat_free(chat);
 }
 
-int main(void)
-{
-	test_login();
-	test_malformed();
-	test_messages();
-	test_groups();
-	test_logout_and_directory();
-	test_sessions();
-	test_takeover_login();
-	test_bad_clientid();
-	test_snapshot_throttle();
-	test_limits();
-	test_rate_limit();
-	test_bind_username();
-	test_dropped_while_away();
-	return check_finish("test_requests");
-}
+CHECK_MAIN("test_requests")

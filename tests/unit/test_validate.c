@@ -2,7 +2,7 @@
 #include "ids.h"
 #include "validate.h"
 
-static void test_utf8(void)
+TEST_CASE(utf8)
 {
 	CHECK(validate_utf8("hello", 5));
 	CHECK(validate_utf8("h\xc3\xa9llo \xe2\x82\xac \xf0\x9f\x98\x80", 15));
@@ -16,7 +16,7 @@ static void test_utf8(void)
 	CHECK(!validate_utf8("\x80", 1));              /* lone continuation byte */
 }
 
-static void test_clientid(void)
+TEST_CASE(clientid)
 {
 	CHECK(validate_clientid("alice-phone"));
 	CHECK(validate_clientid("caf\xc3\xa9"));
@@ -35,7 +35,7 @@ static void test_clientid(void)
 	CHECK(!validate_clientid(longest));
 }
 
-static void test_username(void)
+TEST_CASE(username)
 {
 	CHECK(validate_username("alice", 5));
 	CHECK(validate_username("J\xc3\xbcrgen M\xc3\xbcller", 15));
@@ -50,7 +50,7 @@ static void test_username(void)
 	CHECK(!validate_username(name, 65));
 }
 
-static void test_ids(void)
+TEST_CASE(ids)
 {
 	CHECK(ids_is_user("10"));
 	CHECK(ids_is_user("1230"));
@@ -66,11 +66,4 @@ static void test_ids(void)
 	CHECK(!ids_is_group("123456789012345678901")); /* 21 digits */
 }
 
-int main(void)
-{
-	test_utf8();
-	test_clientid();
-	test_username();
-	test_ids();
-	return check_finish("test_validate");
-}
+CHECK_MAIN("test_validate")
