@@ -1,8 +1,9 @@
 /**
  * The web client's state, in one place: what the user sees is a function of this object.
  *
- * `reduce(state, action)` is pure: it returns a new state (sharing untouched parts) and never
- * touches the DOM, the socket or storage. `createStore(storage)` holds the current state,
+ * `reduce(state, action)` is pure: it returns a new state (sharing untouched parts), never
+ * touches the DOM, the socket, storage or the clock, and keeps nothing between calls (the notice
+ * ids count in the state), so the same state and action always give the same result. `createStore(storage)` holds the current state,
  * applies actions, tells subscribers, and keeps the part that must survive a page reload (who
  * is logged in, the conversations, unread counts, the open room) in the tab's sessionStorage.
  *
@@ -55,6 +56,7 @@ export function initialState(saved = {}) {
     picking: null,              // userids picked for a new group, or null when not picking
     openNextGroup: false,       // open the next new_group (after create or join)
     notice: null,               // { text, id }
+    noticeSeq: 0,               // the last notice's id: each notice gets the next one
   };
 }
 
@@ -70,11 +72,9 @@ function unsentAsFailed(conversations) {
   return out;
 }
 
-let noticeCounter = 0;
-
 function withNotice(state, text) {
-  noticeCounter += 1;
-  return { ...state, notice: { text, id: noticeCounter } };
+  const id = state.noticeSeq + 1;
+  return { ...state, notice: { text, id }, noticeSeq: id };
 }
 
 /** The name to show for a userid, from whatever the client knows. */
@@ -181,7 +181,8 @@ export function reduce(state, action) {
         sender: m.sender,
         senderName: nameOf(state, m.sender),
         text: String(m.message),
-        ts: typeof m.ts === 'number' ? m.ts : Date.now(),
+        // The reducer reads no clock: the caller says when the delivery came.
+        ts: typeof m.ts === 'number' ? m.ts : action.receivedAt,
         mine: m.sender === state.me.userid,
       });
     }
@@ -264,6 +265,7 @@ export function reduce(state, action) {
         users: state.users,
         contactPeople: state.contactPeople,
         groups: state.groups,
+        noticeSeq: state.noticeSeq,
       };
 
     case 'notice':
