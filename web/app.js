@@ -7,8 +7,8 @@
  */
 
 import { io } from 'socket.io-client';
-import { createStore, errorText } from 'app/state';
-import { createView } from 'app/view';
+import { createStore, errorText } from '#app/state';
+import { createView } from '#app/view';
 
 const NOTICE_MS = 8000;
 

@@ -10,7 +10,7 @@
  *    whatever the user is typing.
  */
 
-import { people, groups, conversation, totalUnread } from 'app/state';
+import { people, groups, conversation, totalUnread } from '#app/state';
 
 const CONNECTION_TEXT = {
   connecting: 'Connecting…',
