@@ -7,7 +7,8 @@
  */
 
 import { io } from 'socket.io-client';
-import { createStore, errorText } from '#app/state';
+import { createStore } from '#app/state';
+import { errorText } from '#app/select';
 import { createView } from '#app/view';
 
 const NOTICE_MS = 8000;

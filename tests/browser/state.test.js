@@ -5,7 +5,8 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { reduce, initialState, createStore, people, groups, conversation } from '../../web/state.js';
+import { reduce, initialState, createStore } from '../../web/state.js';
+import { people, groups, conversation } from '../../web/select.js';
 
 function loggedIn() {
   let s = initialState();
