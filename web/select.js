@@ -6,6 +6,8 @@
  *  - Every function here only reads: none changes the state, keeps anything between calls or
  *    touches the DOM, so each gives the same answer for the same state.
  *  - What comes out is plain text and data; view.js decides how it reaches the page (as text).
+ *  - ERROR_TEXT has a text for every error code the plugin can send (select.test.js reads the
+ *    codes from plugin/core/chat_error.c).
  */
 
 /* ---- Display text ---- */
@@ -24,10 +26,24 @@ export const ERROR_TEXT = {
   invalid_message: 'A message cannot be empty.',
   message_too_large: 'That message is too long.',
   rate_limited: 'You are sending too fast. Please wait a moment.',
+  limit_exceeded: 'A limit of this chat was reached: the group is full, or someone is already in '
+    + 'as many groups as allowed.',
   internal: 'The server had a problem. Please try again.',
 };
 
+/**
+ * Codes whose detail from the plugin says what no fixed text can: which of the broker's
+ * configured limits was reached, and how big it is. The text leads into the detail.
+ */
+const DETAIL_TEXT = {
+  limit_exceeded: 'A limit of this chat was reached',
+};
+
+/** The text to show for an error code, with the plugin's detail where it helps. */
 export function errorText(code, detail) {
+  if (DETAIL_TEXT[code] && detail) {
+    return `${DETAIL_TEXT[code]}: ${String(detail).replace(/\.$/, '')}.`;
+  }
   return ERROR_TEXT[code] || detail || `Something went wrong (${code}).`;
 }
 
