@@ -7,8 +7,9 @@
  */
 
 import { io } from 'socket.io-client';
-import { createStore, errorText } from 'app/state';
-import { createView } from 'app/view';
+import { createStore } from '#app/state';
+import { errorText } from '#app/select';
+import { createView } from '#app/view';
 
 const NOTICE_MS = 8000;
 
@@ -102,7 +103,7 @@ socket.on('connect_error', (err) => {
   }
 });
 socket.on('login-response', (response) => dispatch({ type: 'login-response', response }));
-socket.on('message', (message) => dispatch({ type: 'message', message }));
+socket.on('message', (message) => dispatch({ type: 'message', message, receivedAt: Date.now() }));
 socket.on('new_group', (group) => dispatch({ type: 'new_group', group }));
 socket.on('contact', (contact) => dispatch({ type: 'contact', contact }));
 socket.on('user', (user) => dispatch({ type: 'user', user }));

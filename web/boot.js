@@ -6,7 +6,10 @@
  * module listed in the page's <script type="application/json" id="modules"> (bare name ->
  * relative URL), hands it to the browser as a blob: URL typed text/javascript, installs an
  * import map from the names to those URLs, and imports the entry module. The modules import
- * one another by those bare names, so they load the same way under any web server.
+ * one another by those bare names, so they load the same way under any web server (a relative
+ * import could not work: a blob: URL is no base to resolve one against). The page's own modules
+ * are named #app/..., the form of package.json's "imports", so Node resolves the same names to
+ * the same files and the modules run unchanged under node --test.
  */
 (function boot() {
   'use strict';

@@ -1,10 +1,13 @@
 /**
- * The web client's state, in one place: what the user sees is a function of this object.
+ * The web client's state, in one place: what the user sees is a function of this object. This
+ * module changes the state; select.js derives what to show from it.
  *
- * `reduce(state, action)` is pure: it returns a new state (sharing untouched parts) and never
- * touches the DOM, the socket or storage. `createStore(storage)` holds the current state,
- * applies actions, tells subscribers, and keeps the part that must survive a page reload (who
- * is logged in, the conversations, unread counts, the open room) in the tab's sessionStorage.
+ * `reduce(state, action)` is pure: it returns a new state (sharing untouched parts), never
+ * touches the DOM, the socket, storage or the clock, and keeps nothing between calls (the notice
+ * ids count in the state), so the same state and action always give the same result.
+ * `createStore(storage)` holds the current state, applies actions, tells subscribers, and keeps
+ * the part that must survive a page reload (who is logged in, the conversations, unread counts,
+ * the open room) in the tab's sessionStorage.
  *
  * Always true:
  *  - Rooms are ids: a person's userid (a direct conversation) or a groupid.
@@ -13,33 +16,10 @@
  *  - Text is kept as text; rendering decides how to show it.
  */
 
+import { errorText, nameOf } from '#app/select';
+
 const STORAGE_KEY = 'mosquitto-chat.page';
 const MESSAGES_KEPT = 500;
-
-export const ERROR_TEXT = {
-  invalid_request: 'The server did not understand that request.',
-  invalid_username: 'Names are 1 to 64 characters long and contain no control characters.',
-  username_taken: 'That name is already taken. Please choose another one.',
-  already_logged_in: 'This tab is already logged in as someone else.',
-  username_mismatch: 'That name does not belong to this session.',
-  not_logged_in: 'You are not logged in (any more). Please log in again.',
-  sender_mismatch: 'That message claimed another sender.',
-  unknown_room: 'That person or group does not exist (any more).',
-  unknown_user: 'One of the people you picked is no longer here.',
-  not_a_member: 'You are not a member of that group.',
-  invalid_message: 'A message cannot be empty.',
-  message_too_large: 'That message is too long.',
-  rate_limited: 'You are sending too fast. Please wait a moment.',
-  internal: 'The server had a problem. Please try again.',
-};
-
-export function errorText(code, detail) {
-  return ERROR_TEXT[code] || detail || `Something went wrong (${code}).`;
-}
-
-export function isGroupId(room) {
-  return typeof room === 'string' && /[1-9]$/.test(room);
-}
 
 export function initialState(saved = {}) {
   return {
@@ -55,6 +35,7 @@ export function initialState(saved = {}) {
     picking: null,              // userids picked for a new group, or null when not picking
     openNextGroup: false,       // open the next new_group (after create or join)
     notice: null,               // { text, id }
+    noticeSeq: 0,               // the last notice's id: each notice gets the next one
   };
 }
 
@@ -70,22 +51,9 @@ function unsentAsFailed(conversations) {
   return out;
 }
 
-let noticeCounter = 0;
-
 function withNotice(state, text) {
-  noticeCounter += 1;
-  return { ...state, notice: { text, id: noticeCounter } };
-}
-
-/** The name to show for a userid, from whatever the client knows. */
-export function nameOf(state, userid) {
-  if (state.me && state.me.userid === userid) return state.me.username;
-  if (state.users[userid]) return state.users[userid].username;
-  if (state.contactPeople[userid] !== undefined) return state.contactPeople[userid];
-  for (const member of Object.values(state.groups)) {
-    if (member[userid] !== undefined) return member[userid];
-  }
-  return `user ${userid}`;
+  const id = state.noticeSeq + 1;
+  return { ...state, notice: { text, id }, noticeSeq: id };
 }
 
 function messageKey(m) {
@@ -181,7 +149,8 @@ export function reduce(state, action) {
         sender: m.sender,
         senderName: nameOf(state, m.sender),
         text: String(m.message),
-        ts: typeof m.ts === 'number' ? m.ts : Date.now(),
+        // The reducer reads no clock: the caller says when the delivery came.
+        ts: typeof m.ts === 'number' ? m.ts : action.receivedAt,
         mine: m.sender === state.me.userid,
       });
     }
@@ -264,6 +233,7 @@ export function reduce(state, action) {
         users: state.users,
         contactPeople: state.contactPeople,
         groups: state.groups,
+        noticeSeq: state.noticeSeq,
       };
 
     case 'notice':
@@ -275,83 +245,6 @@ export function reduce(state, action) {
     default:
       throw new Error(`unknown action ${action.type}`);
   }
-}
-
-/* ---- Derived views of the state (what the sidebar and the conversation show) ---- */
-
-/** Every person but me, online first, then by name: { userid, username, online, unread }. */
-export function people(state) {
-  const ids = new Set([...Object.keys(state.contactPeople), ...Object.keys(state.users)]);
-  if (state.me) ids.delete(state.me.userid);
-  return [...ids].map((userid) => ({
-    userid,
-    username: nameOf(state, userid),
-    // A user the snapshot lists but whose own record has not come yet counts as online.
-    online: state.users[userid] ? state.users[userid].online : true,
-    unread: state.unread[userid] || 0,
-  })).sort((a, b) => (b.online - a.online) || a.username.localeCompare(b.username)
-    || a.userid.localeCompare(b.userid));
-}
-
-/** Every group, mine first: { groupid, title, names, size, member, unread }. */
-export function groups(state) {
-  return Object.entries(state.groups).map(([groupid, member]) => {
-    const mine = Boolean(state.me && member[state.me.userid] !== undefined);
-    return {
-      groupid,
-      title: groupTitle(state, member),
-      size: Object.keys(member).length,
-      member: mine,
-      unread: state.unread[groupid] || 0,
-    };
-  }).sort((a, b) => (b.member - a.member) || (Number(a.groupid) - Number(b.groupid)));
-}
-
-function groupTitle(state, member) {
-  const names = Object.entries(member)
-    .map(([userid, name]) => (state.me && userid === state.me.userid ? 'you' : String(name)))
-    .sort((a, b) => (a === 'you') - (b === 'you') || a.localeCompare(b));
-  if (names.length === 0) return 'Empty group';
-  if (names.length <= 4) return names.join(', ');
-  return `${names.slice(0, 3).join(', ')} +${names.length - 3}`;
-}
-
-/** The open conversation: { room, kind, title, subtitle, member, exists, messages }. */
-export function conversation(state) {
-  const room = state.active;
-  if (!room) return null;
-  const messages = state.conversations[room] || [];
-  if (isGroupId(room)) {
-    const member = state.groups[room];
-    const size = member ? Object.keys(member).length : 0;
-    const mine = Boolean(member && state.me && member[state.me.userid] !== undefined);
-    return {
-      room,
-      kind: 'group',
-      title: member ? groupTitle(state, member) : `Group ${room}`,
-      subtitle: member ? `${size} member${size === 1 ? '' : 's'}${mine ? '' : ' · you are not a member'}`
-        : 'This group no longer exists',
-      member: mine,
-      exists: Boolean(member),
-      messages,
-    };
-  }
-  const known = room in state.users || room in state.contactPeople
-    || Boolean(state.me && state.me.userid === room);
-  const online = state.users[room] ? state.users[room].online : known;
-  return {
-    room,
-    kind: 'person',
-    title: nameOf(state, room),
-    subtitle: !known ? 'Left the chat' : online ? 'Online' : 'Offline',
-    member: known,
-    exists: known,
-    messages,
-  };
-}
-
-export function totalUnread(state) {
-  return Object.values(state.unread).reduce((a, b) => a + b, 0);
 }
 
 /* ---- The store ---- */

@@ -1,7 +1,7 @@
 /**
  * The web client's rendering: `createView(document, actions)` returns `render(state)`, which
- * brings the page (the skeleton in index.html) in line with the state. Nothing here changes the
- * state; user input is handed to `actions`.
+ * brings the page (the skeleton in index.html) in line with the state, as select.js derives it.
+ * Nothing here changes the state; user input is handed to `actions`.
  *
  * Always true:
  *  - Every text that came from the network (names, messages) reaches the DOM through
@@ -10,7 +10,7 @@
  *    whatever the user is typing.
  */
 
-import { people, groups, conversation, totalUnread } from 'app/state';
+import { people, groups, conversation, totalUnread } from '#app/select';
 
 const CONNECTION_TEXT = {
   connecting: 'Connecting…',

@@ -5,7 +5,8 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { reduce, initialState, createStore, people, groups, conversation } from '../../web/state.js';
+import { reduce, initialState, createStore } from '../../web/state.js';
+import { people, groups, conversation } from '../../web/select.js';
 
 function loggedIn() {
   let s = initialState();
@@ -77,4 +78,29 @@ test('a login that reports dropped deliveries tells the user how many were lost'
   let s = loggedIn();
   s = reduce(s, { type: 'login-response', response: { result: 'success', userid: '10', username: 'alice', dropped: 3 } });
   assert.match(s.notice?.text ?? "", /3 messages were lost/, `the state should carry a notice; it is ${JSON.stringify(s.notice)}`);
+});
+
+test('the reducer is pure: the same state and action always give the same state', () => {
+  const s = loggedIn();
+  const actions = [
+    { type: 'notice', text: 'hello' },
+    { type: 'error', error: { action: 'join_group', error: 'unknown_room' } },
+    { type: 'login-response', response: { result: 'success', userid: '10', username: 'alice', dropped: 2 } },
+    { type: 'login-response', response: { result: 'username_taken' } },
+    { type: 'message', message: { sender: '20', receiver: '10', message: 'no ts', id: '3' }, receivedAt: 42 },
+    { type: 'sent', room: '20', text: 'mine', ts: 7, key: 'k' },
+    { type: 'user', user: { userid: '30', username: 'carol' } },
+    { type: 'logged-out' },
+  ];
+  for (const action of actions) {
+    const once = reduce(s, action);
+    const twice = reduce(s, action);
+    assert.deepEqual(twice, once, `reducing ${JSON.stringify(action)} twice gave different states`);
+  }
+  // Ids still tell one notice from the next, because they count in the state.
+  const first = reduce(s, { type: 'notice', text: 'a' });
+  const second = reduce(first, { type: 'notice', text: 'a' });
+  assert.notEqual(second.notice.id, first.notice.id, 'a second notice needs an id of its own');
+  assert.equal(reduce(s, actions[4]).conversations['20'].at(-1).ts, 42,
+    'a delivery without a ts is stamped with the time the caller gives');
 });
