@@ -3,7 +3,7 @@
 
 # Debian packages the product needs at build and run time.
 RUN_PACKAGES="build-essential cmake pkg-config mosquitto mosquitto-dev libmosquitto-dev
-  libcjson-dev uthash-dev mosquitto-clients"
+  libcjson-dev uthash-dev libicu-dev mosquitto-clients"
 # ... and the test suite on top.
 TEST_PACKAGES="chromium valgrind clang libclang-rt-14-dev iproute2"
 
