@@ -265,6 +265,10 @@ CHAT_EXPORT int mosquitto_plugin_init(mosquitto_plugin_id_t *identifier, void **
 			return MOSQ_ERR_INVAL;
 		}
 	}
+	if (chat_config_check(&config, err, sizeof err) != CHAT_OK) {
+		mosquitto_log_printf(MOSQ_LOG_ERR, "chat: Error: %s", err);
+		return MOSQ_ERR_INVAL;
+	}
 
 	/* cJSON allocates through the broker, so its memory is counted like the broker's own. */
 	cJSON_Hooks json_hooks = { .malloc_fn = mosquitto_malloc, .free_fn = mosquitto_free };

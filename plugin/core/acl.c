@@ -27,18 +27,45 @@ static void revive(struct chat *chat, struct chat_session *session)
 	}
 }
 
+/*
+ * Denies, logging the first denial of each client only. A client without a chat session gets a
+ * session record for that, which goes when its connection ends like any other.
+ */
 static enum chat_acl_result deny(struct chat *chat, const char *clientid, const char *what,
 	const char *topic)
 {
-	struct chat_session *session = state_session_find(chat, clientid);
+	struct chat_session *session = state_session_get(chat, clientid);
 	if (session == NULL || !(session->warned & WARN_DENIED)) {
-		log_printf(&chat->hooks, CHAT_LOG_NOTICE, "chat: denied %s of %s by client %s", what, topic,
-			clientid);
+		log_printf(&chat->hooks, CHAT_LOG_NOTICE,
+			"chat: denied %s of %s by client %s; further denials for this client are not "
+			"logged",
+			what, topic, clientid);
 		if (session != NULL) {
 			session->warned |= WARN_DENIED;
 		}
 	}
 	return CHAT_ACL_DENY;
+}
+
+/*
+ * Outside chat/. With defer every topic goes to the broker's other mechanisms. With allow the
+ * plugin answers as a broker without access control would, except for `$` topics: it never
+ * decides $CONTROL/ (dynamic security's) or any other `$` topic, and allows only reading
+ * $SYS/, which a broker without access control lets everyone read (Mosquitto itself refuses
+ * writes to $SYS/ before any plugin is asked, security.c acl__check_dollar).
+ */
+static enum chat_acl_result outside_chat(const struct chat *chat, enum chat_access access,
+	const char *topic)
+{
+	if (chat->config.outside_chat != CHAT_OUTSIDE_ALLOW) {
+		return CHAT_ACL_DEFER;
+	}
+	if (topic != NULL && topic[0] == '$') {
+		bool reading = access == CHAT_ACCESS_READ || access == CHAT_ACCESS_SUBSCRIBE ||
+			access == CHAT_ACCESS_UNSUBSCRIBE;
+		return reading && strncmp(topic, "$SYS/", 5) == 0 ? CHAT_ACL_ALLOW : CHAT_ACL_DEFER;
+	}
+	return CHAT_ACL_ALLOW;
 }
 
 enum chat_acl_result chat_acl_check(struct chat *chat, const char *clientid,
@@ -52,9 +79,12 @@ enum chat_acl_result chat_acl_check(struct chat *chat, const char *clientid,
 	if (chat->grace_users > 0 && clientid != NULL) {
 		revive(chat, state_session_find(chat, clientid));
 	}
+	if (topic != NULL && (access == CHAT_ACCESS_SUBSCRIBE || access == CHAT_ACCESS_UNSUBSCRIBE)) {
+		/* $share/<group>/<filter> is judged by its <filter> (MQTT 5 §4.8.2). */
+		topic = topics_unshare(topic);
+	}
 	if (!topics_is_chat(topic)) {
-		return chat->config.outside_chat == CHAT_OUTSIDE_ALLOW ? CHAT_ACL_ALLOW
-								       : CHAT_ACL_DEFER;
+		return outside_chat(chat, access, topic);
 	}
 	if (clientid == NULL) {
 		return CHAT_ACL_DENY;
@@ -85,14 +115,19 @@ enum chat_acl_result chat_acl_check(struct chat *chat, const char *clientid,
 		struct chat_session *session =
 			covers_inbox ? state_session_get(chat, clientid) : state_session_find(chat, clientid);
 		if (session != NULL && covers_inbox) {
-			session->inbox_qos = (uint8_t)(qos >= 2 ? 2 : (qos < 0 ? 0 : qos));
+			(void)state_session_inbox_subscribe(session, topic, qos);
 		}
 		revive(chat, session);
 		return CHAT_ACL_ALLOW;
 	}
 
-	case CHAT_ACCESS_UNSUBSCRIBE:
+	case CHAT_ACCESS_UNSUBSCRIBE: {
+		struct chat_session *session = state_session_find(chat, clientid);
+		if (session != NULL) {
+			state_session_inbox_unsubscribe(session, topic);
+		}
 		return CHAT_ACL_ALLOW;
+	}
 	}
 	return CHAT_ACL_DENY;
 }

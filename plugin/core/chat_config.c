@@ -56,7 +56,22 @@ void chat_config_defaults(struct chat_config *config)
 		*int_field(config, &int_options[i]) = int_options[i].def;
 	}
 	config->bind_mqtt_username = false;
-	config->outside_chat = CHAT_OUTSIDE_ALLOW;
+	config->outside_chat = CHAT_OUTSIDE_UNSET;
+}
+
+enum chat_err chat_config_check(const struct chat_config *config, char *err, size_t err_len)
+{
+	if (config->outside_chat == CHAT_OUTSIDE_UNSET) {
+		snprintf(err, err_len,
+			"plugin_opt_outside_chat must be set, to defer or allow. defer: this broker has an "
+			"acl_file, dynamic security or another access plugin, and they decide every topic "
+			"outside chat/ as before (load the chat plugin first). allow: it has none, and "
+			"everything outside chat/ stays open to every client, as on a broker without "
+			"access control. The plugin cannot tell which broker this is, and guessing would "
+			"either open what your ACLs close or close what was open");
+		return CHAT_ERR_BAD_OPTION;
+	}
+	return CHAT_OK;
 }
 
 /* Copies `value` without surrounding whitespace (mosquitto keeps trailing spaces). */
@@ -165,7 +180,9 @@ void chat_config_describe(const struct chat_config *config, char *buf, size_t bu
 		snprintf(buf + used, buf_len - used,
 			"bind_mqtt_username=%s outside_chat=%s state_file=%s",
 			config->bind_mqtt_username ? "true" : "false",
-			config->outside_chat == CHAT_OUTSIDE_ALLOW ? "allow" : "defer",
+			config->outside_chat == CHAT_OUTSIDE_ALLOW   ? "allow"
+				: config->outside_chat == CHAT_OUTSIDE_DEFER ? "defer"
+									     : "(unset)",
 			config->state_file[0] != '\0' ? config->state_file : "(none)");
 	}
 }

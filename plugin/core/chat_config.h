@@ -14,8 +14,11 @@
 
 #define CHAT_PATH_MAX 1024
 
+/* What the access check answers outside chat/ (docs/protocol.md §5); no default on purpose. */
 enum chat_outside {
-	CHAT_OUTSIDE_ALLOW, /* topics outside chat/ pass, as on a broker without ACLs */
+	CHAT_OUTSIDE_UNSET, /* not configured: the plugin refuses to start */
+	CHAT_OUTSIDE_ALLOW, /* topics outside chat/ pass, as on a broker without ACLs; $ topics
+	                       other than $SYS reads are still left to the broker */
 	CHAT_OUTSIDE_DEFER, /* topics outside chat/ are left to acl_file or dynamic security */
 };
 
@@ -35,8 +38,14 @@ struct chat_config {
 	char state_file[CHAT_PATH_MAX]; /* "" : chat state is not saved */
 };
 
-/* Fills `config` with the defaults. */
+/* Fills `config` with the defaults; outside_chat is left unset (it has no default). */
 void chat_config_defaults(struct chat_config *config);
+
+/*
+ * Checks that every option without a default was given (today: outside_chat). On failure
+ * returns CHAT_ERR_BAD_OPTION and writes a sentence that explains the choice into `err`.
+ */
+enum chat_err chat_config_check(const struct chat_config *config, char *err, size_t err_len);
 
 /*
  * Applies one option. `key` is the name without the `plugin_opt_` prefix; surrounding

@@ -10,6 +10,14 @@
 #include <unicode/ustring.h>
 #include <unicode/utf16.h>
 
+/*
+ * ICU's UTF-16 iteration macros (utf16.h) mix UChar32 and uint32_t inside; their conversions
+ * are ICU's, not ours, so -Wsign-conversion is silenced around each use only.
+ */
+#define ICU_MACRO_BEGIN                                                                      \
+	_Pragma("GCC diagnostic push") _Pragma("GCC diagnostic ignored \"-Wsign-conversion\"")
+#define ICU_MACRO_END _Pragma("GCC diagnostic pop")
+
 struct names {
 	const UNormalizer2 *nfc; /* ICU's shared instance: owned by ICU, never closed */
 	USpoofChecker *spoof;
@@ -139,7 +147,9 @@ static const char *broken_rule(const UChar *s, int32_t len)
 
 	while (i < len) {
 		UChar32 c;
+		ICU_MACRO_BEGIN
 		U16_NEXT(s, i, len, c);
+		ICU_MACRO_END
 		/* Every Bidi_Control is also Default_Ignorable: the more precise reason goes first.
 		 */
 		if (u_hasBinaryProperty(c, UCHAR_BIDI_CONTROL)) {
@@ -155,9 +165,11 @@ static const char *broken_rule(const UChar *s, int32_t len)
 			graphic = true;
 		}
 	}
+	ICU_MACRO_BEGIN
 	U16_GET(s, 0, 0, len, first);
 	i = len;
 	U16_PREV(s, 0, i, last);
+	ICU_MACRO_END
 	if (u_hasBinaryProperty(first, UCHAR_WHITE_SPACE) ||
 	        u_hasBinaryProperty(last, UCHAR_WHITE_SPACE)) {
 		return "begins or ends with a space";

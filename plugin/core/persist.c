@@ -144,8 +144,18 @@ static bool write_file(const char *path, const char *text, size_t len)
 {
 	char tmp[CHAT_PATH_MAX + 8];
 	snprintf(tmp, sizeof tmp, "%s.new", path);
-	FILE *f = fopen(tmp, "w");
+	/*
+	 * 0600: the file lists every persistent client id, which in anonymous mode is what proves
+	 * a session (docs/protocol.md §2). fchmod also fixes a leftover .new of another mode.
+	 */
+	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (fd < 0) {
+		return false;
+	}
+	FILE *f = fchmod(fd, 0600) == 0 ? fdopen(fd, "w") : NULL;
 	if (f == NULL) {
+		close(fd);
+		unlink(tmp);
 		return false;
 	}
 	bool ok = fwrite(text, 1, len, f) == len && fflush(f) == 0 && fsync(fileno(f)) == 0;

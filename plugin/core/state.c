@@ -69,8 +69,65 @@ struct chat_session *state_session_get(struct chat *chat, const char *clientid)
 
 void state_session_delete(struct chat *chat, struct chat_session *session)
 {
+	state_session_inbox_clear(session);
 	HASH_DEL(chat->sessions, session);
 	free(session);
+}
+
+static void inbox_qos_recompute(struct chat_session *session)
+{
+	if (session->inbox_filters == NULL) {
+		session->inbox_qos = 1;
+		return;
+	}
+	uint8_t qos = 0;
+	const struct inbox_filter *f;
+	for (f = session->inbox_filters; f != NULL; f = f->hh.next) {
+		qos = f->qos > qos ? f->qos : qos;
+	}
+	session->inbox_qos = qos;
+}
+
+bool state_session_inbox_subscribe(struct chat_session *session, const char *filter, int qos)
+{
+	uint8_t q = (uint8_t)(qos >= 2 ? 2 : (qos < 0 ? 0 : qos));
+	struct inbox_filter *f = NULL;
+	HASH_FIND_STR(session->inbox_filters, filter, f);
+	if (f == NULL) {
+		size_t len = strlen(filter);
+		if (HASH_COUNT(session->inbox_filters) >= STATE_INBOX_FILTERS_MAX ||
+			(f = calloc(1, sizeof *f + len + 1)) == NULL) {
+			bool first = session->inbox_filters == NULL;
+			session->inbox_qos = first || q > session->inbox_qos ? q : session->inbox_qos;
+			return false;
+		}
+		memcpy(f->filter, filter, len + 1);
+		HASH_ADD(hh, session->inbox_filters, filter[0], len, f);
+	}
+	f->qos = q; /* a repeated SUBSCRIBE replaces the filter's QoS */
+	inbox_qos_recompute(session);
+	return true;
+}
+
+void state_session_inbox_unsubscribe(struct chat_session *session, const char *filter)
+{
+	struct inbox_filter *f = NULL;
+	HASH_FIND_STR(session->inbox_filters, filter, f);
+	if (f != NULL) {
+		HASH_DEL(session->inbox_filters, f);
+		free(f);
+		inbox_qos_recompute(session);
+	}
+}
+
+void state_session_inbox_clear(struct chat_session *session)
+{
+	struct inbox_filter *f, *tmp;
+	HASH_ITER(hh, session->inbox_filters, f, tmp) {
+		HASH_DEL(session->inbox_filters, f);
+		free(f);
+	}
+	session->inbox_qos = 1;
 }
 
 /* ===================================================================================== */
@@ -239,8 +296,7 @@ void state_clear(struct chat *chat)
 	}
 	struct chat_session *session, *stmp;
 	HASH_ITER(hh, chat->sessions, session, stmp) {
-		HASH_DEL(chat->sessions, session);
-		free(session);
+		state_session_delete(chat, session);
 	}
 	chat->grace_users = 0;
 	state_changes_clear(chat);

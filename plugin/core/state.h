@@ -79,9 +79,24 @@ struct chat_member {
 	struct chat_group *group;
 };
 
+/*
+ * A subscription filter of a session that can match its inbox, with its QoS. The session's
+ * inbox QoS is the highest among them (docs/protocol.md §3): a QoS 0 `chat/#` after a QoS 1
+ * `chat/inbox/C/#` must not make deliveries QoS 0.
+ */
+struct inbox_filter {
+	UT_hash_handle hh; /* session->inbox_filters, key filter */
+	uint8_t qos;
+	char filter[];
+};
+
+/* A session tracks at most this many inbox filters; beyond them only the highest QoS counts. */
+#define STATE_INBOX_FILTERS_MAX 32
+
 struct chat_session {
 	UT_hash_handle hh; /* chat->sessions, key clientid */
 	struct chat_user *user;
+	struct inbox_filter *inbox_filters;
 	int64_t expires_at;  /* monotonic ms when a user-less, disconnected session goes; 0 */
 	unsigned warned;     /* enum warn_kind bits already logged */
 	double tokens;       /* requests it may still send now (token bucket) */
@@ -157,6 +172,22 @@ struct chat_session *state_session_get(struct chat *chat, const char *clientid);
 
 /* Removes and frees a session that has no user. */
 void state_session_delete(struct chat *chat, struct chat_session *session);
+
+/*
+ * Records that the session subscribed `filter` (which can match its inbox) at `qos` 0-2 and
+ * sets its inbox QoS to the highest of its inbox filters. `filter` is copied. Returns false on
+ * no memory (the QoS is still raised when `qos` is higher).
+ */
+bool state_session_inbox_subscribe(struct chat_session *session, const char *filter, int qos);
+
+/*
+ * Records that the session unsubscribed `filter`; its inbox QoS becomes the highest of the
+ * filters left, or 1 (the QoS of a client that has not subscribed) when none is left.
+ */
+void state_session_inbox_unsubscribe(struct chat_session *session, const char *filter);
+
+/* Forgets every inbox filter (its connection ended with a clean session); inbox QoS back to 1. */
+void state_session_inbox_clear(struct chat_session *session);
 
 /* ===================================================================================== */
 /* Users                                                                                 */

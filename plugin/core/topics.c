@@ -150,6 +150,15 @@ static bool filters_intersect(const char *filter, const char *const *pattern, si
 	return level_is(start, len, "#") && cursor == NULL;
 }
 
+const char *topics_unshare(const char *filter)
+{
+	if (strncmp(filter, "$share/", 7) != 0) {
+		return filter;
+	}
+	const char *slash = strchr(filter + 7, '/');
+	return slash != NULL && slash > filter + 7 ? slash + 1 : filter;
+}
+
 bool topics_filter_meets_inbox(const char *filter, const char *clientid)
 {
 	/* Readable inbox topics have at least one level after the client id. */

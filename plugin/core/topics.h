@@ -61,6 +61,12 @@ bool topics_is_directory(const char *topic);
 /* True when `topic` is inside chat/inbox/<clientid>/ (at least one level below it). */
 bool topics_is_own_inbox(const char *topic, const char *clientid);
 
+/*
+ * The filter inside a shared subscription: for `$share/<group>/<filter>` a pointer to <filter>
+ * within `filter`; any other filter (and a malformed $share/ one) is returned as it is.
+ */
+const char *topics_unshare(const char *filter);
+
 /* True when some topic in chat/inbox/<clientid>/ can match the subscription `filter`. */
 bool topics_filter_meets_inbox(const char *filter, const char *clientid);
 

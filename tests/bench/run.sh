@@ -172,6 +172,7 @@ start_broker() {
 			echo "plugin $PLUGIN"
 			# Capacity, not policy, is measured: the per-client request rate limit (default 50/s)
 			# would throttle the closed loop, so it is set out of reach (its code still runs).
+			echo "plugin_opt_outside_chat allow"
 			echo "plugin_opt_request_rate 1000000"
 			echo "plugin_opt_request_burst 1000000"
 			# The broker's max_queued_messages, as the README asks.

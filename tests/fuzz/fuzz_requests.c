@@ -65,6 +65,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct chat_config config;
 	chat_config_defaults(&config);
 	config.max_message_bytes = 64;
+	config.outside_chat = CHAT_OUTSIDE_ALLOW;
 	config.reconnect_grace_s = 1;
 	config.offline_expiry_s = 2;
 	struct chat_hooks hooks = { .publish = check_publish, .log = ignore_log, .wall_ms = fixed_wall };

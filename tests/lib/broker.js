@@ -83,8 +83,12 @@ export async function startBroker(opts = {}) {
   }
   if (opts.plugin !== false) {
     lines.push(`plugin ${pluginPath}`);
-    for (const [key, value] of Object.entries(opts.options || {})) {
-      lines.push(`plugin_opt_${key} ${value}`);
+    // outside_chat has no default (README, "Identity and authentication"): like every
+    // configuration the README shows, the tests set it, to allow unless they say otherwise;
+    // `outside_chat: null` leaves it out.
+    const options = { outside_chat: 'allow', ...(opts.options || {}) };
+    for (const [key, value] of Object.entries(options)) {
+      if (value !== null) lines.push(`plugin_opt_${key} ${value}`);
     }
   }
   if (opts.extraConfig) lines.push(opts.extraConfig);

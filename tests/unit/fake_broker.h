@@ -121,6 +121,12 @@ static inline struct chat *fake_chat(struct fake_broker *fb, const struct chat_c
 {
 	struct chat_config defaults;
 	chat_config_defaults(&defaults);
+	if (config != NULL) {
+		defaults = *config;
+	}
+	if (defaults.outside_chat == CHAT_OUTSIDE_UNSET) {
+		defaults.outside_chat = CHAT_OUTSIDE_ALLOW; /* what the README's configurations set */
+	}
 	struct chat_hooks hooks = {
 		.ctx = fb, .publish = fake_publish, .log = fake_log, .wall_ms = fake_wall,
 	};
@@ -128,7 +134,7 @@ static inline struct chat *fake_chat(struct fake_broker *fb, const struct chat_c
 	memset(fb, 0, sizeof *fb);
 	fb->wall = 1700000000000;
 	struct chat *chat = NULL;
-	if (chat_new(config ? config : &defaults, &hooks, &chat) != CHAT_OK) {
+	if (chat_new(&defaults, &hooks, &chat) != CHAT_OK) {
 		abort();
 	}
 	return chat;

@@ -9,14 +9,28 @@ TEST_CASE(defaults)
 	CHECK_INT(8192, c.max_message_bytes);
 	CHECK_INT(86400, c.offline_expiry_s);
 	CHECK_INT(60, c.reconnect_grace_s);
-	CHECK_INT(CHAT_OUTSIDE_ALLOW, c.outside_chat);
+	CHECK_INT(CHAT_OUTSIDE_UNSET, c.outside_chat);
 	char buf[256];
 	chat_config_describe(&c, buf, sizeof buf);
 	CHECK_STR("max_message_bytes=8192 offline_expiry=86400 reconnect_grace=60 "
 		  "max_groups_per_user=500 max_group_members=1000 request_rate=50 request_burst=1000 "
-		  "offline_queue=1000 listen_backlog=0 bind_mqtt_username=false outside_chat=allow "
+		  "offline_queue=1000 listen_backlog=0 bind_mqtt_username=false outside_chat=(unset) "
 		  "state_file=(none)",
 		buf);
+}
+
+TEST_CASE(outside_chat_has_no_default)
+{
+	struct chat_config c;
+	chat_config_defaults(&c);
+	char err[1024] = "";
+	CHECK_INT(CHAT_ERR_BAD_OPTION, chat_config_check(&c, err, sizeof err));
+	CHECK(strstr(err, "plugin_opt_outside_chat") != NULL);
+	CHECK(strstr(err, "defer: ") != NULL && strstr(err, "allow: ") != NULL);
+	CHECK_INT(CHAT_OK, chat_config_set(&c, "outside_chat", "allow", err, sizeof err));
+	CHECK_INT(CHAT_OK, chat_config_check(&c, err, sizeof err));
+	CHECK_INT(CHAT_OK, chat_config_set(&c, "outside_chat", "defer", err, sizeof err));
+	CHECK_INT(CHAT_OK, chat_config_check(&c, err, sizeof err));
 }
 
 TEST_CASE(valid_values)

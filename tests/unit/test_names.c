@@ -82,7 +82,7 @@ static const char *key_of(const char *name)
 	return key;
 }
 
-static void test_invisible(void)
+TEST_CASE(invisible)
 {
 	const char *invisible = "contains an invisible character";
 	CHECK_REFUSED("alice\u200b", invisible); /* U+200B zero width space */
@@ -102,7 +102,7 @@ static void test_invisible(void)
 	CHECK_REFUSED("\U0001f469\u200d\U0001f4bb", invisible); /* woman technologist */
 }
 
-static void test_bidi(void)
+TEST_CASE(bidi)
 {
 	const char *bidi = "contains a bidirectional control character";
 	CHECK_REFUSED("ali\u202ece", bidi); /* U+202E right-to-left override */
@@ -113,7 +113,7 @@ static void test_bidi(void)
 	CHECK_REFUSED("al\u061cice", bidi); /* U+061C Arabic letter mark */
 }
 
-static void test_spaces(void)
+TEST_CASE(spaces)
 {
 	const char *edge = "begins or ends with a space";
 	CHECK_REFUSED("alice ", edge);
@@ -128,7 +128,7 @@ static void test_spaces(void)
 	CHECK_ACCEPTED("a b", "a b");
 }
 
-static void test_nothing_visible(void)
+TEST_CASE(nothing_visible)
 {
 	const char *none = "has no visible character";
 	CHECK_REFUSED("\u0378", none); /* U+0378, unassigned */
@@ -137,7 +137,7 @@ static void test_nothing_visible(void)
 	CHECK_ACCEPTED("a\u0378", "a\u0378");
 }
 
-static void test_other_refusals(void)
+TEST_CASE(other_refusals)
 {
 	char nfc[NAMES_NFC_SIZE];
 	size_t nfc_len;
@@ -158,7 +158,7 @@ static void test_other_refusals(void)
 	CHECK_INT(CHAT_OK, names_normalize(names, "a", 1, nfc, sizeof nfc, &nfc_len, NULL));
 }
 
-static void test_scripts(void)
+TEST_CASE(scripts)
 {
 	CHECK_ACCEPTED("\u5f20\u4e09", "\u5f20\u4e09"); /* 张三 */
 	CHECK_ACCEPTED("\u7530\u4e2d\u3055\u3093", "\u7530\u4e2d\u3055\u3093"); /* 田中さん */
@@ -173,7 +173,7 @@ static void test_scripts(void)
 	CHECK_STR(key_of("\U0001f600"), "\U0001f600");
 }
 
-static void test_nfc(void)
+TEST_CASE(nfc)
 {
 	/* NFD "cafe" + U+0301 and NFC "caf" + U+00E9: one spelling, one key. */
 	CHECK_ACCEPTED("cafe\u0301", "caf\u00e9");
@@ -184,7 +184,7 @@ static void test_nfc(void)
 	CHECK_ACCEPTED("\u212bngstr\u00f6m", "\u00c5ngstr\u00f6m");
 }
 
-static void test_keys(void)
+TEST_CASE(keys)
 {
 	/* Case and the confusable Cyrillic U+0430 all reach "alice". */
 	CHECK_STR("alice", key_of("alice"));
@@ -213,7 +213,7 @@ static void test_keys(void)
 	        key_of("b0b"), key_of("1"), key_of("I"), key_of("m"));
 }
 
-static void test_lengths(void)
+TEST_CASE(lengths)
 {
 	char name[CHAT_USERNAME_MAX + 1];
 	char nfc[NAMES_NFC_SIZE];
@@ -311,7 +311,7 @@ static size_t utf8_encode(unsigned cp, char *out)
  * (NAMES_KEY_SIZE - 1) / CHAT_USERNAME_MAX bytes of key per byte of NFC. A code point refused
  * alone (a space, an unassigned one) is measured between two "a"s, whose key is "aa".
  */
-static void test_key_size_bound(void)
+TEST_CASE(key_size_bound)
 {
 	char name[16], nfc[NAMES_NFC_SIZE], key[NAMES_KEY_SIZE];
 	size_t nfc_len, key_len;
@@ -354,23 +354,20 @@ static void test_key_size_bound(void)
 	        measured, worst_cp, worst, (double)(NAMES_KEY_SIZE - 1) / CHAT_USERNAME_MAX);
 }
 
-int main(void)
+static int open_names(void)
 {
 	if (names_new(&names) != CHAT_OK) {
 		fprintf(stderr, "names_new failed\n");
-		return EXIT_FAILURE;
+		return -1;
 	}
-	test_invisible();
-	test_bidi();
-	test_spaces();
-	test_nothing_visible();
-	test_other_refusals();
-	test_scripts();
-	test_nfc();
-	test_keys();
-	test_lengths();
-	test_key_size_bound();
+	return 0;
+}
+
+static void close_names(void)
+{
 	names_free(names);
 	names_free(NULL);
-	return check_finish("test_names");
+	names = NULL;
 }
+
+CHECK_MAIN_FIXTURE("test_names", open_names, close_names)

@@ -1,0 +1,161 @@
+// Identity you can trust (README, "Identity and authentication"; docs/protocol.md §5): what
+// outside_chat opens and closes, $share filters, the inbox QoS of several subscriptions, log
+// lines about rejected input, and the state file's mode. Each attack of the issue is a test
+// with the attacker's steps.
+
+import { test, describe } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { readFileSync, writeFileSync, statSync, mkdirSync, chmodSync } from 'node:fs';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { repoRoot, pluginPath, startBroker } from '../lib/broker.js';
+import { connect, loggedIn, uniqueId, quietFor } from '../lib/client.js';
+
+const run = promisify(execFile);
+
+async function withBroker(opts, body) {
+  const broker = await startBroker(opts);
+  const clients = [];
+  const track = async (promise) => { const c = await promise; clients.push(c); return c; };
+  try {
+    await body(broker, track);
+  } finally {
+    await Promise.all(clients.map((c) => c.end(true)));
+    await broker.stop();
+    broker.cleanup();
+  }
+}
+
+describe('plugin_opt_outside_chat has no default', () => {
+  test('without it the broker refuses to start, with a line that explains defer and allow', async () => {
+    await assert.rejects(startBroker({ options: { outside_chat: null } }), (err) => {
+      assert.match(err.message, /plugin_opt_outside_chat must be set/);
+      assert.match(err.message, /defer: this broker has an acl_file, dynamic security/);
+      assert.match(err.message, /allow: it has none/);
+      return true;
+    });
+  });
+
+  test("the README's conf.d snippet, run as written into a conf.d folder, gives a working broker", async () => {
+    const readme = readFileSync(path.join(repoRoot, 'README.md'), 'utf8');
+    const section = readme.slice(readme.indexOf('## Adding chat to an existing broker'));
+    const block = section.match(/```sh\n([\s\S]*?)```/)[1];
+    const broker = await startBroker({ plugin: false, extraConfig: '' });
+    const confd = path.join(broker.dir, 'conf.d');
+    await broker.stop();
+    broker.cleanup?.();
+    mkdirSync(confd, { recursive: true });
+    chmodSync(confd, 0o777);
+    // The snippet as written, with this build's plugin and a temporary conf.d folder.
+    const script = block
+      .replaceAll('/usr/lib/x86_64-linux-gnu/mosquitto_chat.so', pluginPath)
+      .replaceAll('/etc/mosquitto/conf.d', confd);
+    await run('sh', ['-c', script]);
+    await withBroker({ plugin: false, extraConfig: `include_dir ${confd}` }, async (b, track) => {
+      assert.match(b.log(), /chat: mosquitto-chat .* loaded: .*outside_chat=allow/);
+      const alice = await track(loggedIn(b, uniqueId('alice')));
+      assert.match(alice.userid, /0$/);
+    });
+  });
+});
+
+describe('outside_chat allow: a broker without access control keeps its open topics', () => {
+  test('plain topics and $SYS reads stay open; $CONTROL is never decided by the plugin', async () => {
+    await withBroker({ options: { outside_chat: 'allow' } }, async (b, track) => {
+      const c = await track(connect(b));
+      assert.equal(await c.trySubscribe('sensors/#', 1), 1);
+      assert.equal(await c.trySubscribe('$SYS/broker/uptime', 0), 0);
+      await c.publish('sensors/t', 'x');
+      const m = await c.next('sensors/t');
+      assert.equal(m.text, 'x');
+      // Nothing else decides $CONTROL here, so Mosquitto denies it (all checks deferred).
+      assert.equal(await c.trySubscribe('$CONTROL/dynamic-security/#', 0), 128);
+    });
+  });
+
+  test('dynamic security loaded after chat with allow: a client without roles cannot make itself admin', async () => {
+    const base = await startBroker({ plugin: false });
+    const dir = base.dir;
+    await base.stop();
+    const dynsec = path.join(dir, 'dynsec.json');
+    await run('mosquitto_ctrl', ['dynsec', 'init', dynsec, 'admin', 'adminpw']);
+    chmodSync(dynsec, 0o666);
+    // mallory exists but has no role at all.
+    const json = JSON.parse(readFileSync(dynsec, 'utf8'));
+    writeFileSync(dynsec, JSON.stringify(json));
+    const extra = [
+      'plugin /usr/lib/x86_64-linux-gnu/mosquitto_dynamic_security.so',
+      `plugin_opt_config_file ${dynsec}`,
+    ].join('\n');
+    await withBroker({ dir, extraConfig: extra, options: { outside_chat: 'allow' } }, async (b, track) => {
+      const admin = { username: 'admin', password: 'adminpw' };
+      const ctrl = (args) => run('mosquitto_ctrl', ['-h', '127.0.0.1', '-p', String(b.port), '-u', 'admin', '-P', 'adminpw', 'dynsec', ...args]);
+      await ctrl(['createClient', 'mallory', '-p', 'mallorypw']);
+      // The attack: publish the command that gives mallory the admin role.
+      const mallory = await track(connect(b, { username: 'mallory', password: 'mallorypw' }));
+      const attack = { commands: [{ command: 'addClientRole', username: 'mallory', rolename: 'admin' }] };
+      await mallory.publish('$CONTROL/dynamic-security/v1', JSON.stringify(attack));
+      await quietFor(500);
+      const { stdout } = await ctrl(['getClient', 'mallory']);
+      assert.doesNotMatch(stdout, /admin/, `mallory must have no admin role:\n${stdout}`);
+      assert.ok(admin);
+    });
+  });
+});
+
+describe('$share and the inbox QoS', () => {
+  test('MQTT 5 SUBSCRIBE $share/g/chat/inbox/<other>/# is refused; $share/g/chat/inbox/<own>/# granted', async () => {
+    await withBroker({}, async (b, track) => {
+      const victim = await track(loggedIn(b, uniqueId('victim')));
+      const spy = await track(connect(b, { protocolVersion: 5 }));
+      assert.equal(await spy.trySubscribe(`$share/g/chat/inbox/${victim.clientId}/#`, 1), 135);
+      assert.equal(await spy.trySubscribe(`$share/g/chat/inbox/${spy.clientId}/#`, 1), 1);
+    });
+  });
+
+  test('a persistent client with an inbox subscription at QoS 1 and chat/# at QoS 0 keeps everything sent while away', async () => {
+    await withBroker({}, async (b, track) => {
+      const id = uniqueId('away');
+      const first = await connect(b, { clientId: id, clean: false });
+      await first.subscribe(`chat/inbox/${id}/#`, 1);
+      await first.subscribe('chat/#', 0);
+      const res = await first.login(uniqueId('carol'));
+      assert.equal(res.result, 'success');
+      await first.end(true);
+      await quietFor(300);
+      const peer = await track(loggedIn(b, uniqueId('peer')));
+      for (let i = 0; i < 3; i += 1) await peer.send(res.userid, `m${i}`);
+      await quietFor(300);
+      const back = await track(connect(b, { clientId: id, clean: false }));
+      const got = await back.collect(`chat/inbox/${id}/message`, 1500);
+      assert.deepEqual(got.map((m) => m.json.message).sort(), ['m0', 'm1', 'm2'],
+        `expected the 3 messages sent while away, got ${got.map((m) => m.text).join(' | ')}`);
+    });
+  });
+});
+
+describe('log lines and the state file', () => {
+  test('a client without a chat session that is denied 500 times gets one log line', async () => {
+    await withBroker({}, async (b, track) => {
+      const c = await track(connect(b));
+      for (let i = 0; i < 500; i += 1) c.client.publish('chat/inbox/other/message', 'x', { qos: 0 });
+      await c.publish('chat/nothing', 'x');
+      await quietFor(300);
+      const lines = b.log().split('\n').filter((l) => l.includes(`by client ${c.clientId}`));
+      assert.equal(lines.length, 1, `one denial line for ${c.clientId}, got ${lines.length}:\n${lines.slice(0, 3).join('\n')}`);
+    });
+  });
+
+  test('the state file is written mode 0600', async () => {
+    const base = await startBroker({ plugin: false });
+    const dir = base.dir;
+    await base.stop();
+    const file = path.join(dir, 'chat-state.json');
+    await withBroker({ dir, options: { state_file: file } }, async (b, track) => {
+      await track(loggedIn(b, uniqueId('dora'), { clean: false }));
+      await quietFor(1500);
+      assert.equal(statSync(file).mode & 0o777, 0o600, `mode of ${file}`);
+    });
+  });
+});
