@@ -8,6 +8,7 @@
 #include "chat.h"
 #include "directory.h"
 #include "log.h"
+#include "names.h"
 #include "persist.h"
 #include "state.h"
 #include "topics.h"
@@ -24,6 +25,10 @@ enum chat_err chat_new(const struct chat_config *config, const struct chat_hooks
 	}
 	chat->config = *config;
 	chat->hooks = *hooks;
+	if (names_new(&chat->names) != CHAT_OK) {
+		free(chat);
+		return CHAT_ERR_INTERNAL;
+	}
 	ids_init(&chat->ids);
 	*out = chat;
 	return CHAT_OK;
@@ -35,6 +40,7 @@ void chat_free(struct chat *chat)
 		return;
 	}
 	state_clear(chat);
+	names_free(chat->names);
 	free(chat);
 }
 

@@ -13,6 +13,7 @@
 #include <cjson/cJSON.h>
 
 #include "log.h"
+#include "names.h"
 
 #define STATE_VERSION 1
 #define SAVE_INTERVAL_MS 1000
@@ -257,7 +258,16 @@ static bool load_user(struct loader *ld, const cJSON *entry, int64_t now_ms)
 		qos->valuedouble > 2 || ids_number(id) >= chat->ids.user.next) {
 		return bad(ld, "a user record is malformed");
 	}
-	if (state_user_find(chat, id) != NULL || state_user_find_by_name(chat, username, strlen(username)) != NULL) {
+	char nfc[NAMES_NFC_SIZE];
+	char key[NAMES_KEY_SIZE];
+	size_t len = 0, key_len = 0;
+	if (names_normalize(chat->names, username, strlen(username), nfc, sizeof nfc, &len, NULL) !=
+			CHAT_OK ||
+		len != strlen(username) || memcmp(nfc, username, len) != 0 ||
+		names_key(chat->names, nfc, len, key, sizeof key, &key_len) != CHAT_OK) {
+		return bad(ld, "a username is not a valid name in NFC");
+	}
+	if (state_user_find(chat, id) != NULL || state_user_find_by_key(chat, key, key_len) != NULL) {
 		return bad(ld, "a user id or username appears twice");
 	}
 	if (!cJSON_IsTrue(persistent)) {
@@ -271,7 +281,7 @@ static bool load_user(struct loader *ld, const cJSON *entry, int64_t now_ms)
 	}
 	session = state_session_get(chat, clientid);
 	struct chat_user *user = session != NULL
-		? state_user_add(chat, session, id, username, strlen(username))
+		? state_user_add(chat, session, id, username, len, key, key_len)
 		: NULL;
 	if (user == NULL) {
 		return bad(ld, "out of memory");

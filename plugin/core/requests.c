@@ -16,6 +16,7 @@
 #include "chat.h"
 #include "codec.h"
 #include "log.h"
+#include "names.h"
 #include "outbox.h"
 #include "persist.h"
 #include "state.h"
@@ -162,8 +163,8 @@ static enum chat_err handle_login(struct request *req)
 	if (username == NULL) {
 		return CHAT_ERR_INVALID_REQUEST;
 	}
-	size_t len = strlen(username);
-	if (!validate_username(username, len)) {
+	size_t raw_len = strlen(username);
+	if (!validate_username(username, raw_len)) {
 		return fail(req, CHAT_ERR_INVALID_USERNAME,
 			"a username is 1 to 64 bytes of UTF-8 without control characters");
 	}
@@ -173,9 +174,27 @@ static enum chat_err handle_login(struct request *req)
 			"this broker binds chat names to MQTT usernames: log in as the username you "
 			"connected with");
 	}
+	/*
+	 * The name as the directory shows it is its NFC form; two names are the same name when
+	 * their keys (confusable skeletons of the case-folded forms) are equal (names.h).
+	 */
+	char nfc[NAMES_NFC_SIZE];
+	char key[NAMES_KEY_SIZE];
+	size_t len = 0, key_len = 0;
+	const char *reason = NULL;
+	enum chat_err err = names_normalize(chat->names, username, raw_len, nfc, sizeof nfc, &len,
+		&reason);
+	if (err == CHAT_OK) {
+		err = names_key(chat->names, nfc, len, key, sizeof key, &key_len);
+	}
+	if (err != CHAT_OK) {
+		return failf(req, err, "this username %s",
+			err == CHAT_ERR_INVALID_USERNAME && reason != NULL ? reason : "cannot be checked");
+	}
+	username = nfc;
 
 	struct chat_user *current = session->user;
-	if (current != NULL && strcmp(current->username, username) == 0) {
+	if (current != NULL && strcmp(current->key, key) == 0) {
 		/* The same login again, e.g. after a reconnect: resume. */
 		if (current->presence != PRESENCE_ONLINE) {
 			state_user_set_presence(chat, current, PRESENCE_ONLINE, 0);
@@ -185,8 +204,13 @@ static enum chat_err handle_login(struct request *req)
 			return failf(req, CHAT_ERR_ALREADY_LOGGED_IN,
 				"this connection is logged in as '%s'; log out first", current->username);
 		}
-		if (state_user_find_by_name(chat, username, len) != NULL) {
-			return failf(req, CHAT_ERR_USERNAME_TAKEN, "the username '%s' is taken", username);
+		const struct chat_user *holder = state_user_find_by_key(chat, key, key_len);
+		if (holder != NULL) {
+			return strcmp(holder->username, username) == 0
+				? failf(req, CHAT_ERR_USERNAME_TAKEN, "the username '%s' is taken", username)
+				: failf(req, CHAT_ERR_USERNAME_TAKEN,
+					  "the username '%s' is taken: it looks like '%s'", username,
+					  holder->username);
 		}
 		if (current != NULL) {
 			/* A new connection took over this client id while its user was away. */
@@ -197,7 +221,7 @@ static enum chat_err handle_login(struct request *req)
 		}
 		char id[CHAT_ID_BUF];
 		ids_format_user(take_id(chat, &chat->ids.user), id);
-		current = state_user_add(chat, session, id, username, len);
+		current = state_user_add(chat, session, id, username, len, key, key_len);
 		if (current == NULL) {
 			return fail(req, CHAT_ERR_INTERNAL, "out of memory");
 		}

@@ -141,28 +141,31 @@ struct chat_user *state_user_find(struct chat *chat, const char *userid)
 	return user;
 }
 
-struct chat_user *state_user_find_by_name(struct chat *chat, const char *username, size_t len)
+struct chat_user *state_user_find_by_key(struct chat *chat, const char *key, size_t len)
 {
 	struct chat_user *user = NULL;
-	HASH_FIND(hh_name, chat->users_by_name, username, len, user);
+	HASH_FIND(hh_name, chat->users_by_name, key, len, user);
 	return user;
 }
 
 struct chat_user *state_user_add(struct chat *chat, struct chat_session *session, const char *id,
-	const char *username, size_t len)
+	const char *username, size_t len, const char *key, size_t key_len)
 {
-	struct chat_user *user = calloc(1, sizeof *user + len + 1);
+	struct chat_user *user = calloc(1, sizeof *user + len + 1 + key_len + 1);
 	if (user == NULL) {
 		return NULL;
 	}
 	memcpy(user->username, username, len);
+	char *own_key = user->username + len + 1;
+	memcpy(own_key, key, key_len);
+	user->key = own_key;
 	snprintf(user->id, sizeof user->id, "%s", id);
 	user->presence = PRESENCE_ONLINE;
 	user->session = session;
 	session->user = user;
 	session->expires_at = 0;
 	HASH_ADD(hh_id, chat->users_by_id, id[0], strlen(user->id), user);
-	HASH_ADD(hh_name, chat->users_by_name, username[0], len, user);
+	HASH_ADD_KEYPTR(hh_name, chat->users_by_name, user->key, key_len, user);
 	state_note_changed(chat, user->id);
 	return user;
 }

@@ -37,6 +37,8 @@
 #include "ids.h"
 #include "validate.h"
 
+struct names;
+
 enum presence {
 	PRESENCE_ONLINE,
 	PRESENCE_OFFLINE, /* persistent session away: membership kept, deliveries queue */
@@ -56,13 +58,14 @@ struct chat_member;
 
 struct chat_user {
 	UT_hash_handle hh_id;       /* chat->users_by_id, key id */
-	UT_hash_handle hh_name;     /* chat->users_by_name, key username */
+	UT_hash_handle hh_name;     /* chat->users_by_name, key `key` */
+	const char *key;            /* the name's uniqueness key (names.h), inside this record */
 	struct chat_session *session;
 	struct chat_member *groups; /* this user's memberships, by group id (hh_user) */
 	enum presence presence;
 	int64_t offline_deadline; /* monotonic ms; logout when reached (0: never) */
 	char id[CHAT_ID_BUF];
-	char username[];
+	char username[]; /* the user's own spelling, in NFC; then the key */
 };
 
 struct chat_group {
@@ -118,6 +121,7 @@ struct chat {
 	/* Settings (chat.c at creation): read by every module, never changed after start-up. */
 	struct chat_config config;
 	struct chat_hooks hooks;
+	struct names *names; /* the username rules (names.h), opened once */
 
 	/* Records (state.c). */
 	struct chat_session *sessions;
@@ -194,15 +198,17 @@ void state_session_inbox_clear(struct chat_session *session);
 /* ===================================================================================== */
 
 struct chat_user *state_user_find(struct chat *chat, const char *userid);
-struct chat_user *state_user_find_by_name(struct chat *chat, const char *username, size_t len);
+/* The user whose name has the uniqueness key `key` (`len` bytes, names.h), or NULL. */
+struct chat_user *state_user_find_by_key(struct chat *chat, const char *key, size_t len);
 
 /*
- * Creates a user with id `id` (a user id not in use, see ids.h) named `username` (validated by
- * the caller, not in use), bound to `session` (which has no user), online. Both strings are
- * copied. Returns NULL on no memory, changing nothing. Records a change.
+ * Creates a user with id `id` (a user id not in use, see ids.h) named `username` (`len` bytes,
+ * NFC, checked by the caller) whose uniqueness key `key` (`key_len` bytes) is not in use, bound
+ * to `session` (which has no user), online. The strings are copied. Returns NULL on no memory,
+ * changing nothing. Records a change.
  */
 struct chat_user *state_user_add(struct chat *chat, struct chat_session *session, const char *id,
-	const char *username, size_t len);
+	const char *username, size_t len, const char *key, size_t key_len);
 
 /* Sets the user's presence; records a change when it goes online or stops being online. */
 void state_user_set_presence(struct chat *chat, struct chat_user *user, enum presence presence,

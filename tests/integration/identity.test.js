@@ -159,3 +159,29 @@ describe('log lines and the state file', () => {
     });
   });
 });
+
+describe('names that look alike are one name (NFC, UTS #39 skeletons through ICU)', () => {
+  test('while alice and café are online, invisible, bidi, space-padded and look-alike names are refused', async () => {
+    await withBroker({}, async (b, track) => {
+      await track(loggedIn(b, 'alice'));
+      await track(loggedIn(b, 'caf\u00e9'));
+      const mallory = await track(connect(b));
+      await mallory.subscribeInbox(1);
+      for (const name of ['alice\u200b', '\ufeffalice', 'alice ', ' alice', '\u202ealice', '\u200b\u200b', '\u200d']) {
+        await mallory.expectLoginFailure({ username: name }, 'invalid_username', JSON.stringify(name));
+      }
+      for (const name of ['\u0430lice', 'Alice', 'ALICE', 'cafe\u0301', 'CAF\u00c9']) {
+        await mallory.expectLoginFailure({ username: name }, 'username_taken', JSON.stringify(name));
+      }
+      // The NFD spelling of a new name is stored in NFC, as its own spelling.
+      const r = await mallory.login('zoe\u0301');
+      assert.equal(r.result, 'success');
+      assert.equal(r.username, 'zo\u00e9', 'the directory shows the NFC spelling');
+      const dir = await track(connect(b));
+      await dir.subscribe('chat/contacts', 1);
+      const snap = await dir.next('chat/contacts', (m) => Object.keys(m.json?.person || {}).length === 3);
+      const names = Object.values(snap.json.person).map((p) => Object.values(p)[0]).sort();
+      assert.deepEqual(names, ['alice', 'caf\u00e9', 'zo\u00e9']);
+    });
+  });
+});
