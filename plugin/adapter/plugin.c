@@ -3,9 +3,9 @@
  * plugin's callbacks, unwraps each event into a call of the core (plugin/core/chat.h), publishes
  * and logs what the core asks it to, and maps the core's answers to MOSQ_ERR_* codes.
  *
- * Mosquitto 2.0 facts this file relies on (docs/protocol.md §7): MESSAGE fires after the
- * WRITE check and before fan-out, and any return other than success or ACL_DENIED disconnects the
- * publisher; ACL checks run for every delivery; TICK fires every loop pass; DISCONNECT also fires
+ * Mosquitto 2.0.11 facts this file relies on (its src/handle_publish.c, src/security.c,
+ * src/loop.c and src/plugin_public.c): MESSAGE fires after the WRITE check and before fan-out,
+ * and any return other than success or ACL_DENIED disconnects the publisher; ACL checks run for every delivery; TICK fires every loop pass; DISCONNECT also fires
  * for stale connections and with a NULL client id; nothing unregisters callbacks for us.
  */
 #include <mosquitto.h>

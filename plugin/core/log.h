@@ -1,6 +1,6 @@
 /*
  * One log line through the core's hooks. Lines are cut at 511 bytes; a core without a log hook
- * logs nothing. Callers never log message bodies (docs/protocol.md §8).
+ * logs nothing. Callers never log message bodies: they are the users' own words.
  */
 #ifndef CHAT_LOG_H
 #define CHAT_LOG_H

@@ -16,7 +16,7 @@
 #include "ids.h"
 #include "validate.h"
 
-/* The requests of docs/protocol.md §3, one per request topic. */
+/* The requests of docs/protocol.md §3.1, one per request topic. */
 enum request_kind {
 	REQ_LOGIN,
 	REQ_LOGOUT,

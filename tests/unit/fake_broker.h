@@ -32,7 +32,11 @@ struct fake_broker {
 	size_t count;
 	int64_t wall;
 	int fail_publish; /* non-zero: the publish hook fails */
+	int fail_count;          /* the next this many publishes fail, then they work again; */
+	const char *fail_topic;  /* ... only those on this topic, when it is set */
 	int logs;
+	enum chat_log_level last_level; /* the last line logged */
+	char last_log[512];
 };
 
 static inline int fake_publish(void *ctx, const char *clientid, const char *topic, const void *payload,
@@ -40,6 +44,10 @@ static inline int fake_publish(void *ctx, const char *clientid, const char *topi
 {
 	struct fake_broker *fb = ctx;
 	if (fb->fail_publish || fb->count == FAKE_MAX) {
+		return -1;
+	}
+	if (fb->fail_count > 0 && (fb->fail_topic == NULL || strcmp(fb->fail_topic, topic) == 0)) {
+		fb->fail_count--;
 		return -1;
 	}
 	struct fake_publish *p = &fb->sent[fb->count++];
@@ -58,8 +66,9 @@ static inline int fake_publish(void *ctx, const char *clientid, const char *topi
 static inline void fake_log(void *ctx, enum chat_log_level level, const char *message)
 {
 	struct fake_broker *fb = ctx;
-	(void)level;
 	fb->logs++;
+	fb->last_level = level;
+	snprintf(fb->last_log, sizeof fb->last_log, "%s", message);
 	if (getenv("CHAT_TEST_LOG") != NULL) {
 		fprintf(stderr, "log: %s\n", message);
 	}

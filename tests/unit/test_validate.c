@@ -1,5 +1,4 @@
 #include "check.h"
-#include "ids.h"
 #include "validate.h"
 
 TEST_CASE(utf8)
@@ -48,22 +47,6 @@ TEST_CASE(username)
 	memset(name, 'n', 65);
 	CHECK(validate_username(name, 64));
 	CHECK(!validate_username(name, 65));
-}
-
-TEST_CASE(ids)
-{
-	CHECK(ids_is_user("10"));
-	CHECK(ids_is_user("1230"));
-	CHECK(!ids_is_user("11"));
-	CHECK(!ids_is_user("0"));
-	CHECK(!ids_is_user("010"));
-	CHECK(!ids_is_user(""));
-	CHECK(!ids_is_user("1a0"));
-	CHECK(!ids_is_user("+"));
-	CHECK(ids_is_group("21"));
-	CHECK(!ids_is_group("20"));
-	CHECK(!ids_is_group("a1"));
-	CHECK(!ids_is_group("123456789012345678901")); /* 21 digits */
 }
 
 CHECK_MAIN("test_validate")

@@ -1,0 +1,136 @@
+/* Unit tests of the documents the chat sends (codec.h), compared as rendered text. */
+#include "check.h"
+#include "codec.h"
+#include "fake_broker.h"
+
+static struct fake_broker fb;
+
+/* Renders `doc` (and deletes it) into a static buffer, or says why there is no text. */
+static const char *render(cJSON *doc)
+{
+	static char text[4096];
+	if (doc == NULL) {
+		return "(no document)";
+	}
+	size_t len = 0;
+	char *rendered = codec_render(doc, &len);
+	cJSON_Delete(doc);
+	if (rendered == NULL) {
+		return "(not rendered)";
+	}
+	if (len != strlen(rendered)) {
+		snprintf(text, sizeof text, "(length %zu for a text of %zu bytes)", len,
+			strlen(rendered));
+	} else {
+		snprintf(text, sizeof text, "%s", rendered);
+	}
+	codec_free(rendered);
+	return text;
+}
+
+static struct chat_user *add_user(struct chat *chat, const char *clientid, const char *id,
+	const char *username)
+{
+	struct chat_session *session = state_session_get(chat, clientid);
+	struct chat_user *user =
+		session ? state_user_add(chat, session, id, username, strlen(username)) : NULL;
+	if (user == NULL) {
+		abort();
+	}
+	return user;
+}
+
+TEST_CASE(message)
+{
+	CHECK_STR("{\"sender\":\"10\",\"receiver\":\"20\",\"message\":\"hi bob\",\"id\":\"7\","
+		  "\"ts\":1700000000000}",
+		render(codec_message("10", "20", "hi bob", "7", 1700000000000)));
+	/* Quotes, control characters and UTF-8 survive as JSON text. */
+	CHECK_STR("{\"sender\":\"10\",\"receiver\":\"11\",\"message\":\"say \\\"h\xc3\xa9\\\"\\n\","
+		  "\"id\":\"8\",\"ts\":0}",
+		render(codec_message("10", "11", "say \"h\xc3\xa9\"\n", "8", 0)));
+}
+
+TEST_CASE(error)
+{
+	CHECK_STR("{\"action\":\"join_group\",\"error\":\"unknown_room\",\"detail\":\"no group 31\"}",
+		render(codec_error("join_group", "unknown_room", "no group 31")));
+}
+
+TEST_CASE(login_success_with_and_without_dropped)
+{
+	struct chat *chat = fake_chat(&fb, NULL);
+	struct chat_user *alice = add_user(chat, "a", "10", "alice");
+	CHECK_STR("{\"result\":\"success\",\"userid\":\"10\",\"username\":\"alice\"}",
+		render(codec_login_success(alice, 0)));
+	CHECK_STR("{\"result\":\"success\",\"userid\":\"10\",\"username\":\"alice\",\"dropped\":42}",
+		render(codec_login_success(alice, 42)));
+	chat_free(chat);
+}
+
+TEST_CASE(login_failure)
+{
+	CHECK_STR("{\"result\":\"username_taken\",\"detail\":\"alice is taken\"}",
+		render(codec_login_failure("username_taken", "alice is taken")));
+}
+
+TEST_CASE(user)
+{
+	struct chat *chat = fake_chat(&fb, NULL);
+	struct chat_user *alice = add_user(chat, "a", "10", "alice");
+	CHECK_STR("{\"userid\":\"10\",\"username\":\"alice\",\"online\":true}",
+		render(codec_user(alice)));
+	state_user_set_presence(chat, alice, PRESENCE_OFFLINE, 0);
+	CHECK_STR("{\"userid\":\"10\",\"username\":\"alice\",\"online\":false}",
+		render(codec_user(alice)));
+	state_user_set_presence(chat, alice, PRESENCE_GRACE, 0);
+	CHECK_STR("{\"userid\":\"10\",\"username\":\"alice\",\"online\":false}",
+		render(codec_user(alice)));
+	chat_free(chat);
+}
+
+TEST_CASE(group_members_in_joining_order)
+{
+	struct chat *chat = fake_chat(&fb, NULL);
+	struct chat_user *carol = add_user(chat, "c", "30", "carol");
+	struct chat_user *alice = add_user(chat, "a", "10", "alice");
+	struct chat_user *bob = add_user(chat, "b", "20", "bob");
+	struct chat_group *group = state_group_add(chat, "11");
+	CHECK(state_member_add(chat, group, carol));
+	CHECK(state_member_add(chat, group, alice));
+	CHECK(state_member_add(chat, group, bob));
+	CHECK_STR("{\"groupid\":\"11\",\"member\":{\"30\":\"carol\",\"10\":\"alice\",\"20\":\"bob\"}}",
+		render(codec_group(group)));
+	CHECK_STR("{\"30\":\"carol\",\"10\":\"alice\",\"20\":\"bob\"}", render(codec_members(group)));
+
+	/* Leaving and joining again puts a member last. */
+	state_member_remove(chat, state_member_find(group, alice));
+	CHECK(state_member_add(chat, group, alice));
+	CHECK_STR("{\"groupid\":\"11\",\"member\":{\"30\":\"carol\",\"20\":\"bob\",\"10\":\"alice\"}}",
+		render(codec_group(group)));
+	chat_free(chat);
+}
+
+TEST_CASE(contacts)
+{
+	struct chat *chat = fake_chat(&fb, NULL);
+	CHECK_STR("{\"person\":{},\"group\":{}}", render(codec_contacts(chat)));
+
+	struct chat_user *alice = add_user(chat, "a", "10", "alice");
+	struct chat_user *bob = add_user(chat, "b", "20", "bob");
+	add_user(chat, "c", "30", "carol");
+	struct chat_group *one = state_group_add(chat, "11");
+	CHECK(state_member_add(chat, one, bob));
+	CHECK(state_member_add(chat, one, alice));
+	struct chat_group *two = state_group_add(chat, "21");
+	CHECK(state_member_add(chat, two, alice));
+	/* Offline users stay in the contacts (presence is on chat/users/<id>). */
+	state_user_set_presence(chat, bob, PRESENCE_OFFLINE, 0);
+	CHECK_STR("{\"person\":{\"10\":{\"10\":\"alice\"},\"20\":{\"20\":\"bob\"},"
+		  "\"30\":{\"30\":\"carol\"}},"
+		  "\"group\":{\"11\":{\"20\":\"bob\",\"10\":\"alice\"},\"21\":{\"10\":\"alice\"}}}",
+		render(codec_contacts(chat)));
+	chat_free(chat);
+}
+
+CHECK_MAIN("test_codec")
