@@ -19,7 +19,7 @@ static void add_users(struct chat *chat, unsigned first, unsigned count)
 		snprintf(name, sizeof name, "user%u", n);
 		ids_format_user(n, id);
 		struct chat_session *session = state_session_get(chat, clientid);
-		if (session == NULL || state_user_add(chat, session, id, name, strlen(name)) == NULL) {
+		if (session == NULL || state_user_add(chat, session, id, name, strlen(name), name, strlen(name)) == NULL) {
 			abort();
 		}
 	}

@@ -13,7 +13,7 @@ static struct chat_user *add_user(struct chat *chat, const char *clientid, const
 {
 	struct chat_session *session = state_session_get(chat, clientid);
 	struct chat_user *user =
-		session ? state_user_add(chat, session, id, username, strlen(username)) : NULL;
+		session ? state_user_add(chat, session, id, username, strlen(username), username, strlen(username)) : NULL;
 	if (user == NULL) {
 		abort();
 	}

@@ -17,7 +17,7 @@ static struct chat_user *add_user(struct chat *chat, const char *clientid, const
 	if (session == NULL) {
 		abort();
 	}
-	struct chat_user *user = state_user_add(chat, session, id, username, strlen(username));
+	struct chat_user *user = state_user_add(chat, session, id, username, strlen(username), username, strlen(username));
 	if (user == NULL) {
 		abort();
 	}
@@ -125,7 +125,7 @@ TEST_CASE(user_remove_leaves_groups)
 
 	state_user_remove(chat, alice);
 	CHECK(state_user_find(chat, "10") == NULL);
-	CHECK(state_user_find_by_name(chat, "alice", 5) == NULL);
+	CHECK(state_user_find_by_key(chat, "alice", 5) == NULL);
 	CHECK(state_group_find(chat, "21") == NULL); /* left empty: deleted */
 	CHECK(state_group_find(chat, "11") == shared);
 	CHECK_INT(1, shared->member_count);
@@ -157,7 +157,7 @@ TEST_CASE(change_noted)
 	struct chat_session *session = state_session_get(chat, "a");
 	CHECK_INT(count, chat->changes.count);
 
-	struct chat_user *alice = state_user_add(chat, session, "10", "alice", 5);
+	struct chat_user *alice = state_user_add(chat, session, "10", "alice", 5, "alice", 5);
 	CHECK_INT(count + 1, chat->changes.count);
 	CHECK(changed(chat, "10"));
 	count = chat->changes.count;
