@@ -2,7 +2,7 @@
 # Sourced, not run; expects to be in the repository's top folder.
 
 # Debian packages the product needs at build and run time.
-RUN_PACKAGES="build-essential cmake pkg-config mosquitto mosquitto-dev libmosquitto-dev
+RUN_PACKAGES="build-essential cmake pkg-config mosquitto mosquitto-dev libmosquitto-dev libssl-dev
   libcjson-dev uthash-dev libicu-dev mosquitto-clients"
 # ... and the test suite on top.
 TEST_PACKAGES="chromium valgrind clang libclang-rt-14-dev iproute2"

@@ -15,7 +15,7 @@ import { fileURLToPath } from 'node:url';
 // Bottom first. Within a layer, a module may include only those listed before it (requests.c
 // and acl.c implement entry points of chat.h, the interface at the top).
 const LAYERS = [
-  ['chat_types', 'chat_error', 'chat_config', 'log', 'validate', 'names', 'ids', 'topics'],
+  ['chat_types', 'chat_error', 'chat_config', 'log', 'validate', 'names', 'tokens', 'ids', 'topics'],
   ['state'],
   ['codec', 'outbox'],
   ['directory', 'persist'],

@@ -14,17 +14,38 @@
 #include "state.h"
 #include "topics.h"
 
-/* Brings back a user whose connection ended without subscriptions: it was a takeover. */
-static void revive(struct chat *chat, struct chat_session *session)
+/*
+ * A check other than a WRITE came from the session's client id, so its connection is live
+ * (a will's only check is a WRITE). A session whose connection ended without subscriptions is
+ * back: Mosquitto 2.0 reports a takeover as such an end. With bind_mqtt_username only a
+ * connection of the session's own MQTT user brings it back.
+ */
+static void seen(struct chat *chat, struct chat_session *session, const char *username)
 {
-	if (session != NULL && session->user != NULL && session->user->presence == PRESENCE_GRACE) {
-		state_user_set_presence(chat, session->user, PRESENCE_ONLINE, 0);
+	if (session == NULL) {
+		return;
+	}
+	state_session_seen(chat, session, username);
+	if (session->user != NULL && session->presence == PRESENCE_GRACE && session->holder_ok) {
+		state_session_set_presence(chat, session, PRESENCE_ONLINE, 0, 0);
 		log_printf(&chat->hooks, CHAT_LOG_DEBUG, "chat: client %s is back; user %s continues",
 			session->clientid, session->user->id);
 	}
-	if (session != NULL) {
-		session->expires_at = 0;
+	session->expires_at = 0;
+}
+
+/*
+ * With bind_mqtt_username, whether the connection of MQTT user `username` may read what is
+ * addressed to the user of client id `clientid` (docs/protocol.md §2.5): only that user's own.
+ */
+static bool holds_own_session(struct chat *chat, const char *clientid, const char *username)
+{
+	if (!chat->config.bind_mqtt_username) {
+		return true;
 	}
+	const struct chat_session *session = state_session_find(chat, clientid);
+	return session == NULL || session->user == NULL ||
+		(username != NULL && strcmp(username, session->user->username) == 0);
 }
 
 /*
@@ -68,16 +89,18 @@ static enum chat_acl_result outside_chat(const struct chat *chat, enum chat_acce
 	return CHAT_ACL_ALLOW;
 }
 
-enum chat_acl_result chat_acl_check(struct chat *chat, const char *clientid,
-	enum chat_access access, const char *topic, int qos)
+enum chat_acl_result chat_acl_check(struct chat *chat, const char *clientid, const char *username,
+	enum chat_access access, const char *topic, int qos, bool retain)
 {
 	/*
-	 * A client whose connection ended without subscriptions is back if any check comes from its
-	 * client id: Mosquitto 2.0 reports a takeover as such an end. Only looked up while someone
-	 * is in that state, so ordinary traffic pays nothing.
+	 * Any check but a WRITE shows the connection is live. For READ (one per delivery) the
+	 * session is only looked up while some session is in its grace period, so that ordinary
+	 * deliveries pay nothing.
 	 */
-	if (chat->grace_users > 0 && clientid != NULL) {
-		revive(chat, state_session_find(chat, clientid));
+	if (clientid != NULL &&
+		(access == CHAT_ACCESS_SUBSCRIBE || access == CHAT_ACCESS_UNSUBSCRIBE ||
+			(access == CHAT_ACCESS_READ && chat->grace_sessions > 0))) {
+		seen(chat, state_session_find(chat, clientid), username);
 	}
 	if (topic != NULL && (access == CHAT_ACCESS_SUBSCRIBE || access == CHAT_ACCESS_UNSUBSCRIBE)) {
 		/* $share/<group>/<filter> is judged by its <filter> (MQTT 5 §4.8.2). */
@@ -92,19 +115,32 @@ enum chat_acl_result chat_acl_check(struct chat *chat, const char *clientid,
 
 	switch (access) {
 	case CHAT_ACCESS_READ:
-		/* Runs for every delivery, also to offline persistent sessions: never changes state. */
-		if (topics_is_directory(topic) ||
-			(validate_clientid(clientid) && topics_is_own_inbox(topic, clientid))) {
+		/* Runs for every delivery, also to offline persistent sessions. */
+		if (topics_is_directory(topic)) {
+			return CHAT_ACL_ALLOW;
+		}
+		if (validate_clientid(clientid) && topics_is_own_inbox(topic, clientid) &&
+			holds_own_session(chat, clientid, username)) {
 			return CHAT_ACL_ALLOW;
 		}
 		return CHAT_ACL_DENY;
 
-	case CHAT_ACCESS_WRITE:
-		if (topics_is_request(topic)) {
-			revive(chat, state_session_find(chat, clientid));
-			return CHAT_ACL_ALLOW;
+	case CHAT_ACCESS_WRITE: {
+		if (!topics_is_request(topic)) {
+			return deny(chat, clientid, "publish", topic);
 		}
-		return deny(chat, clientid, "publish", topic);
+		/*
+		 * A WRITE check from a session whose connection ended, with nothing from it since, is
+		 * its will (Mosquitto publishes wills after the DISCONNECT event; MESSAGE does not fire
+		 * for them, so a will is never acted on). Requests are never retained: a retained will
+		 * is refused here, or the broker would store it.
+		 */
+		struct chat_session *session = state_session_find(chat, clientid);
+		if (retain && session != NULL && session->disconnected) {
+			return deny(chat, clientid, "retained will", topic);
+		}
+		return CHAT_ACL_ALLOW;
+	}
 
 	case CHAT_ACCESS_SUBSCRIBE: {
 		bool covers_inbox =
@@ -115,17 +151,18 @@ enum chat_acl_result chat_acl_check(struct chat *chat, const char *clientid,
 		struct chat_session *session =
 			covers_inbox ? state_session_get(chat, clientid) : state_session_find(chat, clientid);
 		if (session != NULL && covers_inbox) {
-			(void)state_session_inbox_subscribe(session, topic, qos);
+			(void)state_session_inbox_subscribe(chat, session, topic, qos);
 		}
-		revive(chat, session);
+		seen(chat, session, username);
 		return CHAT_ACL_ALLOW;
 	}
 
 	case CHAT_ACCESS_UNSUBSCRIBE: {
 		struct chat_session *session = state_session_find(chat, clientid);
 		if (session != NULL) {
-			state_session_inbox_unsubscribe(session, topic);
+			state_session_inbox_unsubscribe(chat, session, topic);
 		}
+		seen(chat, session, username);
 		return CHAT_ACL_ALLOW;
 	}
 	}

@@ -55,56 +55,66 @@ void chat_on_disconnect(struct chat *chat, const char *clientid, bool clean, int
 	if (clientid == NULL) {
 		return; /* a connection that never got as far as a client id */
 	}
-	struct chat_session *session = state_session_find(chat, clientid);
+	int64_t grace_ms = chat->config.reconnect_grace_s * 1000;
+	int64_t expiry_ms = chat->config.offline_expiry_s * 1000;
+	/*
+	 * Remember every client id that disconnects for a while, also one the chat knew nothing
+	 * of: Mosquitto publishes a connection's will after this event, and a WRITE check from a
+	 * session marked disconnected is that will (docs/protocol.md §5.3).
+	 */
+	struct chat_session *session = state_session_get(chat, clientid);
 	if (session == NULL) {
 		return;
 	}
-	int64_t grace_ms = chat->config.reconnect_grace_s * 1000;
-	int64_t expiry_ms = chat->config.offline_expiry_s * 1000;
+	session->disconnected = true;
+	session->holder_ok = !chat->config.bind_mqtt_username;
 	struct chat_user *user = session->user;
 
 	if (user == NULL) {
 		/* Keep what we learned of the client (its inbox QoS) while it may come back. */
 		if (clean && sub_count > 0) {
-			state_session_delete(chat, session);
+			session->expires_at = now_ms + grace_ms; /* only to recognise its will */
+			state_session_inbox_clear(session);
 		} else {
 			session->expires_at = now_ms + (clean || expiry_ms == 0 ? grace_ms : expiry_ms);
 		}
 		return;
 	}
-	if (user->presence != PRESENCE_ONLINE) {
-		/* The stale old connection of a reconnect or takeover: the user is already away. */
+	if (session->presence != PRESENCE_ONLINE) {
+		/* The stale old connection of a reconnect or takeover: the session is already away. */
 		return;
 	}
 	if (!clean) {
-		state_user_set_presence(chat, user, PRESENCE_OFFLINE, expiry_ms == 0 ? 0 : now_ms + expiry_ms);
+		state_session_set_presence(chat, session, PRESENCE_OFFLINE,
+			expiry_ms == 0 ? 0 : now_ms + expiry_ms, now_ms);
 	} else if (sub_count == 0) {
 		/* Mosquitto 2.0 reports a takeover like this: wait to see if the client id is back. */
-		state_user_set_presence(chat, user, PRESENCE_GRACE, now_ms + grace_ms);
+		state_session_set_presence(chat, session, PRESENCE_GRACE, now_ms + grace_ms, now_ms);
 	} else {
-		state_user_remove(chat, user);
-		state_session_delete(chat, session);
+		/* A clean session's connection ended: the session ends (its user, if it was the last). */
+		state_session_end(chat, session);
+		session->expires_at = now_ms + grace_ms;
+		state_session_inbox_clear(session);
 	}
 }
 
 static void expire(struct chat *chat, int64_t now_ms)
 {
-	struct chat_user *user, *utmp;
-	HASH_ITER(hh_id, chat->users_by_id, user, utmp) {
-		if (user->presence == PRESENCE_ONLINE || user->offline_deadline == 0 ||
-			now_ms < user->offline_deadline) {
-			continue;
-		}
-		struct chat_session *session = user->session;
-		log_printf(&chat->hooks, CHAT_LOG_INFO, "chat: user %s of client %s logged out after %s", user->id,
-			session->clientid,
-			user->presence == PRESENCE_GRACE ? "its connection ended" : "being offline too long");
-		state_user_remove(chat, user);
-		state_session_delete(chat, session);
-	}
 	struct chat_session *session, *stmp;
 	HASH_ITER(hh, chat->sessions, session, stmp) {
-		if (session->user == NULL && session->expires_at != 0 && now_ms >= session->expires_at) {
+		if (session->user != NULL) {
+			if (session->presence == PRESENCE_ONLINE || session->offline_deadline == 0 ||
+				now_ms < session->offline_deadline) {
+				continue;
+			}
+			log_printf(&chat->hooks, CHAT_LOG_INFO,
+				"chat: session %s of user %s ends after %s", session->clientid,
+				session->user->id,
+				session->presence == PRESENCE_GRACE ? "its connection ended"
+								    : "being offline too long");
+			state_session_end(chat, session);
+			state_session_delete(chat, session);
+		} else if (session->expires_at != 0 && now_ms >= session->expires_at) {
 			state_session_delete(chat, session);
 		}
 	}

@@ -58,11 +58,13 @@ enum chat_err chat_on_publish(struct chat *chat, const struct chat_conn *conn, c
 	const void *payload, size_t len, int64_t now_ms);
 
 /*
- * Decides an access check. For SUBSCRIBE, `qos` is the requested QoS, remembered as the QoS of
- * the client's deliveries when the filter covers its inbox.
+ * Decides an access check of the connection with client id `clientid` and MQTT username
+ * `username` (either may be NULL). For SUBSCRIBE, `qos` is the requested QoS, remembered for
+ * the client's deliveries when the filter covers its inbox; `retain` is the PUBLISH's retain
+ * flag for WRITE.
  */
-enum chat_acl_result chat_acl_check(struct chat *chat, const char *clientid,
-	enum chat_access access, const char *topic, int qos);
+enum chat_acl_result chat_acl_check(struct chat *chat, const char *clientid, const char *username,
+	enum chat_access access, const char *topic, int qos, bool retain);
 
 /* A connection ended. `clean` is its clean-session flag; `sub_count` its subscriptions. */
 void chat_on_disconnect(struct chat *chat, const char *clientid, bool clean, int sub_count,

@@ -26,6 +26,8 @@ static const struct int_option {
 		"groups (0 = no limit)" },
 	{ "max_group_members", offsetof(struct chat_config, max_group_members), 0, 1000000, 1000,
 		"members (0 = no limit)" },
+	{ "max_sessions_per_user", offsetof(struct chat_config, max_sessions_per_user), 1, 1000, 10,
+		"sessions (client ids) per user" },
 	{ "request_rate", offsetof(struct chat_config, request_rate), 0, 1000000, 50,
 		"requests per second (0 = no limit)" },
 	{ "request_burst", offsetof(struct chat_config, request_burst), 1, 1000000, 1000,

@@ -28,6 +28,7 @@ struct chat_config {
 	int64_t reconnect_grace_s;   /* a clean disconnect without subscriptions waits this long */
 	int64_t max_groups_per_user; /* 0: no limit */
 	int64_t max_group_members;   /* 0: no limit */
+	int64_t max_sessions_per_user; /* client ids one user may be logged in from */
 	int64_t request_rate;        /* requests per second per client, refilled; 0: no limit */
 	int64_t request_burst;       /* requests a client may send at once */
 	int64_t offline_queue;       /* deliveries the broker queues per offline client (its

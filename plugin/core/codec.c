@@ -41,7 +41,7 @@ cJSON *codec_user(const struct chat_user *user)
 	cJSON *doc = cJSON_CreateObject();
 	if (doc == NULL || cJSON_AddStringToObject(doc, "userid", user->id) == NULL ||
 		cJSON_AddStringToObject(doc, "username", user->username) == NULL ||
-		cJSON_AddBoolToObject(doc, "online", user->presence == PRESENCE_ONLINE) == NULL) {
+		cJSON_AddBoolToObject(doc, "online", state_user_online(user)) == NULL) {
 		cJSON_Delete(doc);
 		return NULL;
 	}
@@ -81,12 +81,13 @@ error:
 	return NULL;
 }
 
-cJSON *codec_login_success(const struct chat_user *user, int64_t dropped)
+cJSON *codec_login_success(const struct chat_user *user, int64_t dropped, const char *token)
 {
 	cJSON *doc = cJSON_CreateObject();
 	if (doc == NULL || cJSON_AddStringToObject(doc, "result", "success") == NULL ||
 		cJSON_AddStringToObject(doc, "userid", user->id) == NULL ||
 		cJSON_AddStringToObject(doc, "username", user->username) == NULL ||
+		(token != NULL && cJSON_AddStringToObject(doc, "token", token) == NULL) ||
 		(dropped > 0 && cJSON_AddNumberToObject(doc, "dropped", (double)dropped) == NULL)) {
 		cJSON_Delete(doc);
 		return NULL;

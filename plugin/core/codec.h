@@ -23,10 +23,11 @@ cJSON *codec_user(const struct chat_user *user);
 cJSON *codec_contacts(const struct chat *chat);
 
 /*
- * login-response on success: {"result": "success", "userid", "username"}, with "dropped" when
- * `dropped` > 0 (deliveries the broker could not keep while the user was away).
+ * login-response on success: {"result": "success", "userid", "username"}, with "token" when
+ * `token` is not NULL (a new user in anonymous mode) and "dropped" when `dropped` > 0
+ * (deliveries the broker could not keep while the session was away).
  */
-cJSON *codec_login_success(const struct chat_user *user, int64_t dropped);
+cJSON *codec_login_success(const struct chat_user *user, int64_t dropped, const char *token);
 
 /* login-response on failure: {"result": "<code>", "detail": "<text>"} */
 cJSON *codec_login_failure(const char *code, const char *detail);

@@ -4,11 +4,10 @@
 #include "log.h"
 #include "topics.h"
 
-enum chat_err outbox_deliver(struct chat *chat, struct chat_session *session, const char *kind,
-	const char *text, size_t len)
+static enum chat_err deliver(struct chat *chat, struct chat_session *session, const char *kind,
+	const char *text, size_t len, bool reply)
 {
-	if (session->user != NULL && session->user->presence != PRESENCE_ONLINE &&
-		session->inbox_qos > 0) {
+	if (session->user != NULL && session->presence != PRESENCE_ONLINE && session->inbox_qos > 0) {
 		/*
 		 * The broker queues this for the away client, but silently drops what exceeds its
 		 * max_queued_messages; count, so the user can be told when it logs in again.
@@ -25,20 +24,33 @@ enum chat_err outbox_deliver(struct chat *chat, struct chat_session *session, co
 	}
 	char topic[TOPICS_INBOX_MAX];
 	topics_inbox(topic, session->clientid, kind);
-	int rc = chat->hooks.publish(chat->hooks.ctx, session->clientid, topic, text, len,
-		session->inbox_qos, false);
+	/*
+	 * A delivery by client id goes into that client id's queue with no READ check (Mosquitto's
+	 * plugin_public.c). With bind_mqtt_username, while the connection holding the client id
+	 * is not known to be the user's (it is away, or another MQTT user took it over), the
+	 * delivery goes through the normal fan-out instead, where the READ check of every
+	 * delivery, queued ones included, admits only the user's own connection.
+	 */
+	const char *to = session->holder_ok || reply ? session->clientid : NULL;
+	int rc = chat->hooks.publish(chat->hooks.ctx, to, topic, text, len, session->inbox_qos, false);
 	return rc == 0 ? CHAT_OK : CHAT_ERR_INTERNAL;
 }
 
-enum chat_err outbox_deliver_doc(struct chat *chat, struct chat_session *session,
-	const char *kind, const cJSON *doc)
+enum chat_err outbox_deliver(struct chat *chat, struct chat_session *session, const char *kind,
+	const char *text, size_t len)
+{
+	return deliver(chat, session, kind, text, len, false);
+}
+
+enum chat_err outbox_reply_doc(struct chat *chat, struct chat_session *session, const char *kind,
+	const cJSON *doc)
 {
 	size_t len = 0;
 	char *text = codec_render(doc, &len);
 	if (text == NULL) {
 		return CHAT_ERR_INTERNAL;
 	}
-	enum chat_err rc = outbox_deliver(chat, session, kind, text, len);
+	enum chat_err rc = deliver(chat, session, kind, text, len, true);
 	codec_free(text);
 	return rc;
 }

@@ -3,7 +3,8 @@
  * publish hook called (docs/protocol.md §3).
  *
  * Inbox deliveries go by client id straight into one session's queue, at the QoS with which
- * that client subscribed its inbox; for a user that is away they are counted, because the
+ * that client subscribed its inbox (with bind_mqtt_username, through the fan-out while the
+ * session's connection is not known to be its user's); for a user that is away they are counted, because the
  * broker silently drops what exceeds its max_queued_messages and the user is told at its next
  * login. Directory records are published retained at QoS 1 through the normal fan-out (READ
  * checks apply), and cleared with an empty retained payload. Texts and topics are borrowed.
@@ -22,9 +23,14 @@
 enum chat_err outbox_deliver(struct chat *chat, struct chat_session *session, const char *kind,
 	const char *text, size_t len);
 
-/* As outbox_deliver, rendering `doc` (borrowed); CHAT_ERR_INTERNAL also when out of memory. */
-enum chat_err outbox_deliver_doc(struct chat *chat, struct chat_session *session,
-	const char *kind, const cJSON *doc);
+/*
+ * Answers the request the session's connection just sent (login-response, error), rendering
+ * `doc` (borrowed): always by client id, since that connection sent it, even when with
+ * bind_mqtt_username it is not the session user's (docs/protocol.md §2.5). CHAT_ERR_INTERNAL
+ * also when out of memory.
+ */
+enum chat_err outbox_reply_doc(struct chat *chat, struct chat_session *session, const char *kind,
+	const cJSON *doc);
 
 /* Publishes `doc` (borrowed) retained on `topic` to every reader. */
 enum chat_err outbox_retain_doc(struct chat *chat, const char *topic, const cJSON *doc);

@@ -13,9 +13,11 @@
 #include <cjson/cJSON.h>
 
 #include "log.h"
+#include "tokens.h"
 #include "names.h"
 
-#define STATE_VERSION 1
+/* Version 2 keeps several sessions per user and the user's token hash; version 1 is read too. */
+#define STATE_VERSION 2
 #define SAVE_INTERVAL_MS 1000
 
 /* ===================================================================================== */
@@ -92,12 +94,27 @@ static cJSON *render_state(const struct chat *chat, bool clean)
 	for (user = chat->users_by_id; user != NULL; user = user->hh_id.next) {
 		cJSON *entry = cJSON_CreateObject();
 		cJSON_AddItemToArray(users, entry);
+		cJSON *sessions = NULL;
+		char hash[TOKENS_HASH_HEX_LEN + 1];
+		if (user->has_token) {
+			tokens_hash_to_hex(user->token_hash, hash);
+		}
 		if (entry == NULL || cJSON_AddStringToObject(entry, "id", user->id) == NULL ||
 			cJSON_AddStringToObject(entry, "username", user->username) == NULL ||
-			cJSON_AddStringToObject(entry, "clientid", user->session->clientid) == NULL ||
-			cJSON_AddBoolToObject(entry, "persistent", user->session->persistent) == NULL ||
-			cJSON_AddNumberToObject(entry, "qos", user->session->inbox_qos) == NULL) {
+			(user->has_token && cJSON_AddStringToObject(entry, "token_hash", hash) == NULL) ||
+			(sessions = cJSON_AddArrayToObject(entry, "sessions")) == NULL) {
 			goto error;
+		}
+		const struct chat_session *session;
+		for (session = user->sessions; session != NULL; session = session->next_of_user) {
+			cJSON *item = cJSON_CreateObject();
+			if (item == NULL || !cJSON_AddItemToArray(sessions, item) ||
+				cJSON_AddStringToObject(item, "clientid", session->clientid) == NULL ||
+				cJSON_AddBoolToObject(item, "persistent", session->persistent) == NULL ||
+				cJSON_AddNumberToObject(item, "qos", session->inbox_qos) == NULL) {
+				cJSON_Delete(item);
+				goto error;
+			}
 		}
 	}
 	const struct chat_group *group;
@@ -193,6 +210,7 @@ enum chat_err persist_save(struct chat *chat, bool clean)
 	chat->persist.failing = false;
 	chat->persist.dirty = false;
 	chat->persist.changes_saved = chat->changes.count;
+	chat->persist.sessions_saved = chat->changes.sessions;
 	return CHAT_OK;
 }
 
@@ -202,7 +220,8 @@ void persist_tick(struct chat *chat, int64_t now_ms)
 		return;
 	}
 	reserve_ahead(chat, false);
-	bool behind = chat->persist.dirty || chat->changes.count != chat->persist.changes_saved;
+	bool behind = chat->persist.dirty || chat->changes.count != chat->persist.changes_saved ||
+		chat->changes.sessions != chat->persist.sessions_saved;
 	if (!behind || now_ms < chat->persist.next_save_at) {
 		return;
 	}
@@ -216,6 +235,7 @@ void persist_tick(struct chat *chat, int64_t now_ms)
 
 struct loader {
 	struct chat *chat;
+	int version; /* of the file being loaded */
 	char *err;
 	size_t err_len;
 };
@@ -249,14 +269,19 @@ static bool load_user(struct loader *ld, const cJSON *entry, int64_t now_ms)
 	struct chat *chat = ld->chat;
 	const char *id = string_of(entry, "id");
 	const char *username = string_of(entry, "username");
-	const char *clientid = string_of(entry, "clientid");
-	const cJSON *persistent = cJSON_GetObjectItemCaseSensitive(entry, "persistent");
-	const cJSON *qos = cJSON_GetObjectItemCaseSensitive(entry, "qos");
-	if (!ids_is_user(id) || username == NULL ||
-		!validate_username(username, strlen(username)) || !validate_clientid(clientid) ||
-		!cJSON_IsBool(persistent) || !cJSON_IsNumber(qos) || qos->valuedouble < 0 ||
-		qos->valuedouble > 2 || ids_number(id) >= chat->ids.user.next) {
+	const cJSON *sessions = cJSON_GetObjectItemCaseSensitive(entry, "sessions");
+	const char *token_hash = string_of(entry, "token_hash");
+	uint8_t hash[TOKENS_HASH_SIZE];
+	if (!ids_is_user(id) || username == NULL || !validate_username(username, strlen(username)) ||
+		ids_number(id) >= chat->ids.user.next ||
+		(cJSON_GetObjectItemCaseSensitive(entry, "token_hash") != NULL &&
+			!tokens_hash_from_hex(token_hash, hash))) {
 		return bad(ld, "a user record is malformed");
+	}
+	if (ld->version == 1) {
+		sessions = entry; /* version 1: one session, its fields in the user's record */
+	} else if (!cJSON_IsArray(sessions) || cJSON_GetArraySize(sessions) < 1) {
+		return bad(ld, "a user record has no sessions");
 	}
 	char nfc[NAMES_NFC_SIZE];
 	char key[NAMES_KEY_SIZE];
@@ -270,27 +295,60 @@ static bool load_user(struct loader *ld, const cJSON *entry, int64_t now_ms)
 	if (state_user_find(chat, id) != NULL || state_user_find_by_key(chat, key, key_len) != NULL) {
 		return bad(ld, "a user id or username appears twice");
 	}
-	if (!cJSON_IsTrue(persistent)) {
-		/* Its connection did not survive the restart: only clear its directory entry. */
+	/*
+	 * Sessions are saved newest first and each one restored goes to the front: restore from
+	 * the last, so that a saved state loads into the same order. Only persistent sessions
+	 * survived the restart; a user with none is not restored, only its directory entry cleared.
+	 */
+	int count = ld->version == 1 ? 1 : cJSON_GetArraySize(sessions);
+	struct chat_user *user = NULL;
+	int64_t expiry_ms = chat->config.offline_expiry_s * 1000;
+	for (int i = count - 1; i >= 0; i--) {
+		const cJSON *item = ld->version == 1 ? sessions : cJSON_GetArrayItem(sessions, i);
+		const char *clientid = string_of(item, "clientid");
+		const cJSON *persistent = cJSON_GetObjectItemCaseSensitive(item, "persistent");
+		const cJSON *qos = cJSON_GetObjectItemCaseSensitive(item, "qos");
+		if (!validate_clientid(clientid) || !cJSON_IsBool(persistent) || !cJSON_IsNumber(qos) ||
+			qos->valuedouble < 0 || qos->valuedouble > 2 ||
+			qos->valuedouble != (double)(int)qos->valuedouble) {
+			return bad(ld, "a session record is malformed");
+		}
+		if (state_session_find(chat, clientid) != NULL) {
+			return bad(ld, "a client id appears twice");
+		}
+		if (!cJSON_IsTrue(persistent)) {
+			continue;
+		}
+		struct chat_session *session = state_session_get(chat, clientid);
+		if (session == NULL) {
+			return bad(ld, "out of memory");
+		}
+		if (user == NULL) {
+			user = state_user_add(chat, session, id, username, len, key, key_len);
+			if (user == NULL) {
+				state_session_delete(chat, session);
+				return bad(ld, "out of memory");
+			}
+		} else if ((int64_t)user->session_count < chat->config.max_sessions_per_user) {
+			state_session_attach(chat, user, session);
+		} else {
+			state_session_delete(chat, session); /* the limit was lowered since */
+			continue;
+		}
+		session->persistent = true;
+		session->inbox_qos = (uint8_t)qos->valuedouble;
+		state_session_set_presence(chat, session, PRESENCE_OFFLINE,
+			expiry_ms == 0 ? 0 : now_ms + expiry_ms, now_ms);
+	}
+	if (user == NULL) {
+		/* No connection of it survived the restart: only clear its directory entry. */
 		state_note_changed(chat, id);
 		return true;
 	}
-	struct chat_session *session = state_session_find(chat, clientid);
-	if (session != NULL) {
-		return bad(ld, "a client id appears twice");
+	if (token_hash != NULL) {
+		user->has_token = true;
+		memcpy(user->token_hash, hash, sizeof hash);
 	}
-	session = state_session_get(chat, clientid);
-	struct chat_user *user = session != NULL
-		? state_user_add(chat, session, id, username, len, key, key_len)
-		: NULL;
-	if (user == NULL) {
-		return bad(ld, "out of memory");
-	}
-	session->persistent = true;
-	session->inbox_qos = (uint8_t)qos->valuedouble;
-	int64_t expiry_ms = chat->config.offline_expiry_s * 1000;
-	user->presence = PRESENCE_OFFLINE;
-	user->offline_deadline = expiry_ms == 0 ? 0 : now_ms + expiry_ms;
 	return true;
 }
 
@@ -363,12 +421,14 @@ enum chat_err persist_parse(struct chat *chat, const char *text, size_t len, int
 
 	if (!cJSON_IsObject(doc)) {
 		bad(&ld, "not a JSON object");
-	} else if (!cJSON_IsNumber(version) || version->valuedouble != STATE_VERSION) {
+	} else if (!cJSON_IsNumber(version) ||
+		(version->valuedouble != STATE_VERSION && version->valuedouble != 1)) {
 		bad(&ld, "unknown version");
 	} else if (!load_counters(doc, chat) || !cJSON_IsArray(users) || !cJSON_IsArray(groups)) {
 		bad(&ld, "counters or lists missing or inconsistent");
 	} else {
 		ok = true;
+		ld.version = (int)version->valuedouble;
 		const cJSON *entry;
 		cJSON_ArrayForEach(entry, users) {
 			if (!(ok = load_user(&ld, entry, now_ms))) {
@@ -391,6 +451,7 @@ enum chat_err persist_parse(struct chat *chat, const char *text, size_t len, int
 		}
 		chat->persist.dirty = false;
 		chat->persist.changes_saved = chat->changes.count;
+		chat->persist.sessions_saved = chat->changes.sessions;
 		return CHAT_ERR_BAD_STATE_FILE;
 	}
 	/* This run's first save says it has not (yet) shut down cleanly. */

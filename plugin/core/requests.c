@@ -20,6 +20,7 @@
 #include "outbox.h"
 #include "persist.h"
 #include "state.h"
+#include "tokens.h"
 #include "topics.h"
 
 /* Requests other than messages are small; anything larger is refused before parsing. */
@@ -31,6 +32,7 @@ struct request {
 	struct chat_session *session;
 	enum request_kind kind;
 	const char *room;  /* the topic level after chat/msg/ (may be empty or hold '/') */
+	int64_t now_ms;    /* monotonic */
 	cJSON *root;
 	const char *detail; /* why the request failed, for the client */
 	char detail_buf[160];
@@ -74,6 +76,20 @@ static uint64_t take_id(struct chat *chat, struct id_counter *counter)
 	return ids_take(counter);
 }
 
+/* Delivers `text` to every session of `user` but `except` (may be NULL). */
+static enum chat_err deliver_to_user(struct chat *chat, const struct chat_user *user,
+	const struct chat_session *except, const char *kind, const char *text, size_t len)
+{
+	enum chat_err rc = CHAT_OK;
+	struct chat_session *session;
+	for (session = user->sessions; session != NULL; session = session->next_of_user) {
+		if (session != except && outbox_deliver(chat, session, kind, text, len) != CHAT_OK) {
+			rc = CHAT_ERR_INTERNAL;
+		}
+	}
+	return rc;
+}
+
 /* Sends a group's new_group record to every member, or only to `only` when it is not NULL. */
 static enum chat_err announce_group(struct chat *chat, const struct chat_group *group,
 	const struct chat_user *only)
@@ -88,11 +104,9 @@ static enum chat_err announce_group(struct chat *chat, const struct chat_group *
 	enum chat_err rc = CHAT_OK;
 	const struct chat_member *member;
 	for (member = group->members; member != NULL; member = member->hh_group.next) {
-		if (only == NULL || member->user == only) {
-			if (outbox_deliver(chat, member->user->session, "new_group", text, len) !=
-				CHAT_OK) {
-				rc = CHAT_ERR_INTERNAL;
-			}
+		if ((only == NULL || member->user == only) &&
+			deliver_to_user(chat, member->user, NULL, "new_group", text, len) != CHAT_OK) {
+			rc = CHAT_ERR_INTERNAL;
 		}
 	}
 	codec_free(text);
@@ -116,14 +130,14 @@ static void reply_error(struct request *req, enum chat_err err)
 
 	cJSON *doc = codec_error(topics_action(req->kind), code, detail);
 	if (doc != NULL) {
-		(void)outbox_deliver_doc(chat, session, "error", doc);
+		(void)outbox_reply_doc(chat, session, "error", doc);
 	}
 	cJSON_Delete(doc);
 
 	if (req->kind == REQ_LOGIN) {
 		doc = codec_login_failure(code, detail);
 		if (doc != NULL) {
-			(void)outbox_deliver_doc(chat, session, "login-response", doc);
+			(void)outbox_reply_doc(chat, session, "login-response", doc);
 		}
 		cJSON_Delete(doc);
 	}
@@ -154,6 +168,80 @@ static const char *string_field(struct request *req, const char *name)
 /* ===================================================================================== */
 /* Handlers                                                                              */
 /* ===================================================================================== */
+
+/*
+ * Checks the proof that the login of a held username comes from its user (docs/protocol.md
+ * §2.6), and makes room among its sessions. With bind_mqtt_username the broker authenticated
+ * the name (checked before this); otherwise the request must carry the token of the user's
+ * first login. A wrong or missing token is username_taken, as for a probe of any held name.
+ */
+static enum chat_err join_held_user(struct request *req, struct chat_user *holder,
+	const char *username)
+{
+	struct chat *chat = req->chat;
+	if (!chat->config.bind_mqtt_username) {
+		const cJSON *token = field(req->root, "token");
+		uint8_t hash[TOKENS_HASH_SIZE];
+		if (!holder->has_token || !cJSON_IsString(token) ||
+			!tokens_hash(token->valuestring, strlen(token->valuestring), hash) ||
+			!tokens_equal(hash, holder->token_hash)) {
+			return strcmp(holder->username, username) == 0
+				? failf(req, CHAT_ERR_USERNAME_TAKEN, "the username '%s' is taken", username)
+				: failf(req, CHAT_ERR_USERNAME_TAKEN,
+					  "the username '%s' is taken: it looks like '%s'", username,
+					  holder->username);
+		}
+	}
+	if ((int64_t)holder->session_count < chat->config.max_sessions_per_user) {
+		return CHAT_OK;
+	}
+	/* Make room: the session that has been away longest ends; if all are online, refuse. */
+	struct chat_session *oldest = NULL, *s;
+	for (s = holder->sessions; s != NULL; s = s->next_of_user) {
+		if (s->presence != PRESENCE_ONLINE &&
+			(oldest == NULL || s->offline_since < oldest->offline_since)) {
+			oldest = s;
+		}
+	}
+	if (oldest == NULL) {
+		return failf(req, CHAT_ERR_LIMIT_EXCEEDED,
+			"'%s' is logged in from %lld client ids, all online, the most allowed", username,
+			(long long)chat->config.max_sessions_per_user);
+	}
+	log_printf(&chat->hooks, CHAT_LOG_INFO,
+		"chat: user %s has %u sessions; its session %s, away longest, ends to make room",
+		holder->id, holder->session_count, oldest->clientid);
+	state_session_end(chat, oldest);
+	return CHAT_OK;
+}
+
+/*
+ * Creates the user of a free username with this request's session. In anonymous mode it gets
+ * a token (written into `token`, TOKENS_TEXT_LEN + 1 bytes), which login-response carries.
+ */
+static enum chat_err create_user(struct request *req, const char *username, size_t len,
+	const char *key, size_t key_len, char *token, struct chat_user **out)
+{
+	struct chat *chat = req->chat;
+	uint8_t hash[TOKENS_HASH_SIZE];
+	if (!chat->config.bind_mqtt_username && tokens_new(token, hash) != CHAT_OK) {
+		token[0] = '\0';
+		return fail(req, CHAT_ERR_INTERNAL, "no token could be made");
+	}
+	char id[CHAT_ID_BUF];
+	ids_format_user(take_id(chat, &chat->ids.user), id);
+	struct chat_user *user = state_user_add(chat, req->session, id, username, len, key, key_len);
+	if (user == NULL) {
+		token[0] = '\0';
+		return fail(req, CHAT_ERR_INTERNAL, "out of memory");
+	}
+	if (!chat->config.bind_mqtt_username) {
+		user->has_token = true;
+		memcpy(user->token_hash, hash, sizeof hash);
+	}
+	*out = user;
+	return CHAT_OK;
+}
 
 static enum chat_err handle_login(struct request *req)
 {
@@ -191,47 +279,54 @@ static enum chat_err handle_login(struct request *req)
 		return failf(req, err, "this username %s",
 			err == CHAT_ERR_INVALID_USERNAME && reason != NULL ? reason : "cannot be checked");
 	}
+	if (chat->config.bind_mqtt_username && (len != raw_len || memcmp(nfc, username, len) != 0)) {
+		return fail(req, CHAT_ERR_INVALID_USERNAME,
+			"with bind_mqtt_username the MQTT username must be in Unicode NFC");
+	}
 	username = nfc;
 
 	struct chat_user *current = session->user;
+	char token[TOKENS_TEXT_LEN + 1] = "";
 	if (current != NULL && strcmp(current->key, key) == 0) {
 		/* The same login again, e.g. after a reconnect: resume. */
-		if (current->presence != PRESENCE_ONLINE) {
-			state_user_set_presence(chat, current, PRESENCE_ONLINE, 0);
+		if (session->presence != PRESENCE_ONLINE) {
+			state_session_set_presence(chat, session, PRESENCE_ONLINE, 0, req->now_ms);
 		}
 	} else {
-		if (current != NULL && current->presence == PRESENCE_ONLINE) {
+		if (current != NULL && session->presence == PRESENCE_ONLINE) {
 			return failf(req, CHAT_ERR_ALREADY_LOGGED_IN,
 				"this connection is logged in as '%s'; log out first", current->username);
 		}
-		const struct chat_user *holder = state_user_find_by_key(chat, key, key_len);
+		struct chat_user *holder = state_user_find_by_key(chat, key, key_len);
 		if (holder != NULL) {
-			return strcmp(holder->username, username) == 0
-				? failf(req, CHAT_ERR_USERNAME_TAKEN, "the username '%s' is taken", username)
-				: failf(req, CHAT_ERR_USERNAME_TAKEN,
-					  "the username '%s' is taken: it looks like '%s'", username,
-					  holder->username);
+			err = join_held_user(req, holder, username);
+			if (err != CHAT_OK) {
+				return err;
+			}
 		}
 		if (current != NULL) {
-			/* A new connection took over this client id while its user was away. */
+			/* A new connection took over this client id while its session was away. */
 			log_printf(&chat->hooks, CHAT_LOG_INFO,
-				"chat: client %s logs in anew; its offline user %s is logged out",
+				"chat: client %s logs in anew; its away session of user %s ends",
 				session->clientid, current->id);
-			state_user_remove(chat, current);
+			state_session_end(chat, session);
 		}
-		char id[CHAT_ID_BUF];
-		ids_format_user(take_id(chat, &chat->ids.user), id);
-		current = state_user_add(chat, session, id, username, len, key, key_len);
-		if (current == NULL) {
-			return fail(req, CHAT_ERR_INTERNAL, "out of memory");
+		if (holder != NULL) {
+			state_session_attach(chat, holder, session);
+			current = holder;
+		} else {
+			err = create_user(req, username, len, key, key_len, token, &current);
+			if (err != CHAT_OK) {
+				return err;
+			}
 		}
 	}
 
 	/* Tell a returning user how many deliveries the broker could not keep for it. */
 	int64_t limit = chat->config.offline_queue;
 	int64_t dropped = limit > 0 && session->queued > limit ? session->queued - limit : 0;
-	cJSON *doc = codec_login_success(current, dropped);
-	enum chat_err rc = doc != NULL ? outbox_deliver_doc(chat, session, "login-response", doc)
+	cJSON *doc = codec_login_success(current, dropped, token[0] != '\0' ? token : NULL);
+	enum chat_err rc = doc != NULL ? outbox_reply_doc(chat, session, "login-response", doc)
 				       : CHAT_ERR_INTERNAL;
 	cJSON_Delete(doc);
 	session->queued = 0;
@@ -241,7 +336,16 @@ static enum chat_err handle_login(struct request *req)
 
 static enum chat_err handle_logout(struct request *req)
 {
-	state_user_remove(req->chat, req->session->user);
+	const cJSON *all = field(req->root, "all");
+	if (all != NULL && !cJSON_IsBool(all)) {
+		return fail(req, CHAT_ERR_INVALID_REQUEST, "field 'all' must be true or false");
+	}
+	if (cJSON_IsTrue(all)) {
+		/* Every session of the user ends; their connections may stay open. */
+		state_user_remove(req->chat, req->session->user);
+	} else {
+		state_session_end(req->chat, req->session);
+	}
 	return CHAT_OK;
 }
 
@@ -303,16 +407,23 @@ static enum chat_err handle_message(struct request *req)
 		return fail(req, CHAT_ERR_INTERNAL, "out of memory");
 	}
 
-	/* Rendered once; each recipient gets a copy in its own inbox. */
+	/*
+	 * Rendered once; each recipient session gets a copy in its own inbox. The sender's other
+	 * sessions get it too, so every device shows the whole conversation (a message to oneself
+	 * reaches every session of one's own, the sending one included).
+	 */
 	enum chat_err rc = CHAT_OK;
 	if (peer != NULL) {
-		rc = outbox_deliver(chat, peer->session, "message", rendered, len);
+		rc = deliver_to_user(chat, peer, NULL, "message", rendered, len);
+		if (peer != sender &&
+			deliver_to_user(chat, sender, req->session, "message", rendered, len) != CHAT_OK) {
+			rc = CHAT_ERR_INTERNAL;
+		}
 	} else {
 		const struct chat_member *member;
 		for (member = group->members; member != NULL; member = member->hh_group.next) {
-			if (member->user != sender &&
-				outbox_deliver(chat, member->user->session, "message", rendered, len) !=
-					CHAT_OK) {
+			if (deliver_to_user(chat, member->user, req->session, "message", rendered, len) !=
+				CHAT_OK) {
 				rc = CHAT_ERR_INTERNAL;
 			}
 		}
@@ -505,6 +616,15 @@ static enum chat_err dispatch(struct request *req, const char *payload, size_t l
 	}
 
 	struct chat_user *user = req->session->user;
+	if (req->chat->config.bind_mqtt_username && user != NULL &&
+		(req->conn->username == NULL || strcmp(req->conn->username, user->username) != 0)) {
+		/*
+		 * The broker authenticated another MQTT user than this session's: a takeover of the
+		 * client id. It may neither act for the user nor log it out (docs/protocol.md §2.5).
+		 */
+		return fail(req, CHAT_ERR_USERNAME_MISMATCH,
+			"this client id is a session of another MQTT user; connect with your own client id");
+	}
 	if (req->kind != REQ_LOGIN) {
 		if (user == NULL) {
 			return fail(req, CHAT_ERR_NOT_LOGGED_IN, "log in first");
@@ -516,9 +636,9 @@ static enum chat_err dispatch(struct request *req, const char *payload, size_t l
 		if (err != CHAT_OK) {
 			return err;
 		}
-		/* Any request from a persistent session that reconnected resumes its user. */
-		if (user->presence != PRESENCE_ONLINE) {
-			state_user_set_presence(req->chat, user, PRESENCE_ONLINE, 0);
+		/* Any request from a session that reconnected brings it back online. */
+		if (req->session->presence != PRESENCE_ONLINE) {
+			state_session_set_presence(req->chat, req->session, PRESENCE_ONLINE, 0, req->now_ms);
 		}
 	}
 
@@ -564,7 +684,7 @@ static bool take_token(struct chat *chat, struct chat_session *session, int64_t 
 enum chat_err chat_on_publish(struct chat *chat, const struct chat_conn *conn, const char *topic,
 	const void *payload, size_t len, int64_t now_ms)
 {
-	struct request req = { .chat = chat, .conn = conn };
+	struct request req = { .chat = chat, .conn = conn, .now_ms = now_ms };
 	const char *clientid = conn->clientid;
 	if (clientid == NULL || topic == NULL || !topics_classify(topic, &req.kind, &req.room)) {
 		return CHAT_OK;
@@ -586,7 +706,12 @@ enum chat_err chat_on_publish(struct chat *chat, const struct chat_conn *conn, c
 		return CHAT_OK;
 	}
 	req.session->expires_at = 0;
-	req.session->persistent = !conn->clean;
+	if (req.session->persistent != !conn->clean) {
+		req.session->persistent = !conn->clean;
+		state_note_session_changed(chat);
+	}
+	/* A MESSAGE event is never a will: this connection is live. */
+	state_session_seen(chat, req.session, conn->username);
 
 	enum chat_err err;
 	if (!take_token(chat, req.session, now_ms)) {

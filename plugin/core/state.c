@@ -61,6 +61,8 @@ struct chat_session *state_session_get(struct chat *chat, const char *clientid)
 	}
 	memcpy(session->clientid, clientid, len + 1);
 	session->inbox_qos = 1;
+	session->presence = PRESENCE_OFFLINE;
+	session->holder_ok = true;
 	session->tokens = (double)chat->config.request_burst;
 	session->valid_id = validate_clientid(clientid);
 	HASH_ADD(hh, chat->sessions, clientid[0], len, session);
@@ -74,21 +76,37 @@ void state_session_delete(struct chat *chat, struct chat_session *session)
 	free(session);
 }
 
-static void inbox_qos_recompute(struct chat_session *session)
+void state_session_seen(struct chat *chat, struct chat_session *session, const char *username)
 {
-	if (session->inbox_filters == NULL) {
-		session->inbox_qos = 1;
-		return;
-	}
-	uint8_t qos = 0;
-	const struct inbox_filter *f;
-	for (f = session->inbox_filters; f != NULL; f = f->hh.next) {
-		qos = f->qos > qos ? f->qos : qos;
-	}
-	session->inbox_qos = qos;
+	session->disconnected = false;
+	const struct chat_user *user = session->user;
+	session->holder_ok = !chat->config.bind_mqtt_username || user == NULL ||
+		(username != NULL && strcmp(username, user->username) == 0);
 }
 
-bool state_session_inbox_subscribe(struct chat_session *session, const char *filter, int qos)
+void state_note_session_changed(struct chat *chat)
+{
+	chat->changes.sessions++;
+}
+
+static void inbox_qos_recompute(struct chat *chat, struct chat_session *session)
+{
+	uint8_t qos = 1;
+	if (session->inbox_filters != NULL) {
+		qos = 0;
+		const struct inbox_filter *f;
+		for (f = session->inbox_filters; f != NULL; f = f->hh.next) {
+			qos = f->qos > qos ? f->qos : qos;
+		}
+	}
+	if (qos != session->inbox_qos) {
+		session->inbox_qos = qos;
+		state_note_session_changed(chat);
+	}
+}
+
+bool state_session_inbox_subscribe(struct chat *chat, struct chat_session *session,
+	const char *filter, int qos)
 {
 	uint8_t q = (uint8_t)(qos >= 2 ? 2 : (qos < 0 ? 0 : qos));
 	struct inbox_filter *f = NULL;
@@ -98,25 +116,29 @@ bool state_session_inbox_subscribe(struct chat_session *session, const char *fil
 		if (HASH_COUNT(session->inbox_filters) >= STATE_INBOX_FILTERS_MAX ||
 			(f = calloc(1, sizeof *f + len + 1)) == NULL) {
 			bool first = session->inbox_filters == NULL;
-			session->inbox_qos = first || q > session->inbox_qos ? q : session->inbox_qos;
+			if (first || q > session->inbox_qos) {
+				session->inbox_qos = q;
+				state_note_session_changed(chat);
+			}
 			return false;
 		}
 		memcpy(f->filter, filter, len + 1);
 		HASH_ADD(hh, session->inbox_filters, filter[0], len, f);
 	}
 	f->qos = q; /* a repeated SUBSCRIBE replaces the filter's QoS */
-	inbox_qos_recompute(session);
+	inbox_qos_recompute(chat, session);
 	return true;
 }
 
-void state_session_inbox_unsubscribe(struct chat_session *session, const char *filter)
+void state_session_inbox_unsubscribe(struct chat *chat, struct chat_session *session,
+	const char *filter)
 {
 	struct inbox_filter *f = NULL;
 	HASH_FIND_STR(session->inbox_filters, filter, f);
 	if (f != NULL) {
 		HASH_DEL(session->inbox_filters, f);
 		free(f);
-		inbox_qos_recompute(session);
+		inbox_qos_recompute(chat, session);
 	}
 }
 
@@ -160,26 +182,79 @@ struct chat_user *state_user_add(struct chat *chat, struct chat_session *session
 	memcpy(own_key, key, key_len);
 	user->key = own_key;
 	snprintf(user->id, sizeof user->id, "%s", id);
-	user->presence = PRESENCE_ONLINE;
-	user->session = session;
-	session->user = user;
-	session->expires_at = 0;
 	HASH_ADD(hh_id, chat->users_by_id, id[0], strlen(user->id), user);
 	HASH_ADD_KEYPTR(hh_name, chat->users_by_name, user->key, key_len, user);
 	state_note_changed(chat, user->id);
+	state_session_attach(chat, user, session);
 	return user;
 }
 
-void state_user_set_presence(struct chat *chat, struct chat_user *user, enum presence presence,
-	int64_t deadline)
+bool state_user_online(const struct chat_user *user)
 {
-	bool was_online = user->presence == PRESENCE_ONLINE;
-	chat->grace_users -= user->presence == PRESENCE_GRACE;
-	chat->grace_users += presence == PRESENCE_GRACE;
-	user->presence = presence;
-	user->offline_deadline = deadline;
-	if (was_online != (presence == PRESENCE_ONLINE)) {
+	return user->online_count > 0;
+}
+
+void state_session_attach(struct chat *chat, struct chat_user *user, struct chat_session *session)
+{
+	session->user = user;
+	session->next_of_user = user->sessions;
+	user->sessions = session;
+	user->session_count++;
+	session->presence = PRESENCE_OFFLINE; /* counted online just below */
+	session->expires_at = 0;
+	state_session_set_presence(chat, session, PRESENCE_ONLINE, 0, 0);
+}
+
+void state_session_set_presence(struct chat *chat, struct chat_session *session,
+	enum presence presence, int64_t deadline, int64_t now_ms)
+{
+	struct chat_user *user = session->user;
+	bool was_online = state_user_online(user);
+	chat->grace_sessions -= session->presence == PRESENCE_GRACE;
+	chat->grace_sessions += presence == PRESENCE_GRACE;
+	user->online_count -= session->presence == PRESENCE_ONLINE;
+	user->online_count += presence == PRESENCE_ONLINE;
+	if (presence != PRESENCE_ONLINE && session->presence == PRESENCE_ONLINE) {
+		session->offline_since = now_ms;
+	}
+	session->presence = presence;
+	session->offline_deadline = deadline;
+	if (was_online != state_user_online(user)) {
 		state_note_changed(chat, user->id);
+	}
+}
+
+/* Takes `session` out of its user's list and counts, leaving session->user NULL. */
+static void session_unlink(struct chat *chat, struct chat_session *session)
+{
+	struct chat_user *user = session->user;
+	struct chat_session **link = &user->sessions;
+	while (*link != session) {
+		link = &(*link)->next_of_user;
+	}
+	*link = session->next_of_user;
+	session->next_of_user = NULL;
+	user->session_count--;
+	chat->grace_sessions -= session->presence == PRESENCE_GRACE;
+	if (session->presence == PRESENCE_ONLINE) {
+		user->online_count--;
+		if (user->online_count == 0) {
+			state_note_changed(chat, user->id);
+		}
+	}
+	session->presence = PRESENCE_OFFLINE;
+	session->user = NULL;
+}
+
+void state_session_end(struct chat *chat, struct chat_session *session)
+{
+	struct chat_user *user = session->user;
+	if (user == NULL) {
+		return;
+	}
+	session_unlink(chat, session);
+	if (user->session_count == 0) {
+		state_user_remove(chat, user);
 	}
 }
 
@@ -189,11 +264,10 @@ void state_user_remove(struct chat *chat, struct chat_user *user)
 	HASH_ITER(hh_user, user->groups, member, tmp) {
 		state_member_remove(chat, member);
 	}
-	state_note_changed(chat, user->id);
-	chat->grace_users -= user->presence == PRESENCE_GRACE;
-	if (user->session != NULL) {
-		user->session->user = NULL;
+	while (user->sessions != NULL) {
+		session_unlink(chat, user->sessions);
 	}
+	state_note_changed(chat, user->id);
 	HASH_DELETE(hh_id, chat->users_by_id, user);
 	HASH_DELETE(hh_name, chat->users_by_name, user);
 	free(user);
@@ -301,7 +375,7 @@ void state_clear(struct chat *chat)
 	HASH_ITER(hh, chat->sessions, session, stmp) {
 		state_session_delete(chat, session);
 	}
-	chat->grace_users = 0;
+	chat->grace_sessions = 0;
 	state_changes_clear(chat);
 }
 
@@ -314,7 +388,7 @@ void state_stats(const struct chat *chat, struct chat_stats *out)
 	out->memberships = chat->membership_count;
 	const struct chat_user *user;
 	for (user = chat->users_by_id; user != NULL; user = user->hh_id.next) {
-		if (user->presence == PRESENCE_ONLINE) {
+		if (state_user_online(user)) {
 			out->users_online++;
 		}
 	}

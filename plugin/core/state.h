@@ -5,7 +5,12 @@
  * these operations, persist.c the last.
  *
  * Always true of the data:
- *  - session->user and user->session point at each other, or session->user is NULL.
+ *  - A user has 1 to max_sessions_per_user sessions, linked from user->sessions through
+ *    session->next_of_user; each of them has session->user pointing back. A session without a
+ *    user (session->user NULL) is a client the chat remembers something of (its inbox QoS, its
+ *    warnings) while it may come back. The last session of a user ending logs the user out.
+ *  - user->online_count is the number of its sessions whose presence is PRESENCE_ONLINE; the
+ *    user is online (directory, docs/protocol.md §3.4) while it is above 0.
  *  - A membership record is in both its group's table and its user's table.
  *  - Every group in `groups` has at least one member once the operation that made it returns.
  *  - Each record is one allocation with its key inside it.
@@ -39,9 +44,10 @@
 
 struct names;
 
+/* Where a session's connection is. */
 enum presence {
 	PRESENCE_ONLINE,
-	PRESENCE_OFFLINE, /* persistent session away: membership kept, deliveries queue */
+	PRESENCE_OFFLINE, /* persistent session away: deliveries queue in the broker */
 	PRESENCE_GRACE,   /* clean disconnect without subscriptions: maybe a takeover */
 };
 
@@ -60,10 +66,12 @@ struct chat_user {
 	UT_hash_handle hh_id;       /* chat->users_by_id, key id */
 	UT_hash_handle hh_name;     /* chat->users_by_name, key `key` */
 	const char *key;            /* the name's uniqueness key (names.h), inside this record */
-	struct chat_session *session;
+	struct chat_session *sessions; /* newest first, through session->next_of_user */
+	unsigned session_count;
+	unsigned online_count;      /* sessions in PRESENCE_ONLINE */
 	struct chat_member *groups; /* this user's memberships, by group id (hh_user) */
-	enum presence presence;
-	int64_t offline_deadline; /* monotonic ms; logout when reached (0: never) */
+	bool has_token;             /* anonymous mode: token_hash proves the user (tokens.h) */
+	uint8_t token_hash[32];
 	char id[CHAT_ID_BUF];
 	char username[]; /* the user's own spelling, in NFC; then the key */
 };
@@ -99,8 +107,16 @@ struct inbox_filter {
 struct chat_session {
 	UT_hash_handle hh; /* chat->sessions, key clientid */
 	struct chat_user *user;
+	struct chat_session *next_of_user;
 	struct inbox_filter *inbox_filters;
+	enum presence presence;   /* while it has a user */
+	int64_t offline_deadline; /* monotonic ms; the session ends when reached (0: never) */
+	int64_t offline_since;    /* monotonic ms it went away (to choose whom to make room for) */
 	int64_t expires_at;  /* monotonic ms when a user-less, disconnected session goes; 0 */
+	bool disconnected;   /* its connection ended and nothing came from it since: a WRITE check
+	                        now is its will (docs/protocol.md §5.3) */
+	bool holder_ok;      /* with bind_mqtt_username: the connection that holds this client id
+	                        now is the user's (its MQTT username is the user's name) */
 	unsigned warned;     /* enum warn_kind bits already logged */
 	double tokens;       /* requests it may still send now (token bucket) */
 	int64_t refilled_at; /* monotonic ms of the bucket's last refill */
@@ -129,11 +145,12 @@ struct chat {
 	struct chat_user *users_by_name;
 	struct chat_group *groups;
 	size_t membership_count;
-	size_t grace_users; /* users in PRESENCE_GRACE: while 0, no check looks them up */
+	size_t grace_sessions; /* sessions in PRESENCE_GRACE: while 0, no check looks them up */
 
 	/* Changes (state.c records them; directory.c and persist.c read them on TICK). */
 	struct {
-		uint64_t count;          /* bumped by every change of a record */
+		uint64_t count;          /* bumped by every change of a user, group or membership */
+		uint64_t sessions;       /* bumped when what is saved of a session changes */
 		struct changed_id *ids;  /* users and groups changed since directory.c took them */
 	} changes;
 
@@ -154,6 +171,7 @@ struct chat {
 	/* The state file (persist.c). */
 	struct {
 		uint64_t changes_saved;  /* changes.count when the file was last written */
+		uint64_t sessions_saved; /* changes.sessions then */
 		bool dirty;              /* behind for another reason: ids reserved, a first save */
 		int64_t next_save_at;    /* monotonic ms before which the file is not written */
 		bool failing;            /* the last save failed (logged once until one succeeds) */
@@ -182,13 +200,25 @@ void state_session_delete(struct chat *chat, struct chat_session *session);
  * sets its inbox QoS to the highest of its inbox filters. `filter` is copied. Returns false on
  * no memory (the QoS is still raised when `qos` is higher).
  */
-bool state_session_inbox_subscribe(struct chat_session *session, const char *filter, int qos);
+bool state_session_inbox_subscribe(struct chat *chat, struct chat_session *session,
+	const char *filter, int qos);
 
 /*
  * Records that the session unsubscribed `filter`; its inbox QoS becomes the highest of the
  * filters left, or 1 (the QoS of a client that has not subscribed) when none is left.
  */
-void state_session_inbox_unsubscribe(struct chat_session *session, const char *filter);
+void state_session_inbox_unsubscribe(struct chat *chat, struct chat_session *session,
+	const char *filter);
+
+/*
+ * Something came from the session's connection (a request, or an access check other than a
+ * WRITE, which may be its will): it is live, and with bind_mqtt_username it holds the client id
+ * for the session's user when `username` (its MQTT username, may be NULL) is the user's name.
+ */
+void state_session_seen(struct chat *chat, struct chat_session *session, const char *username);
+
+/* Records a change of what the state file keeps of a session (persistence, inbox QoS). */
+void state_note_session_changed(struct chat *chat);
 
 /* Forgets every inbox filter (its connection ended with a clean session); inbox QoS back to 1. */
 void state_session_inbox_clear(struct chat_session *session);
@@ -203,22 +233,37 @@ struct chat_user *state_user_find_by_key(struct chat *chat, const char *key, siz
 
 /*
  * Creates a user with id `id` (a user id not in use, see ids.h) named `username` (`len` bytes,
- * NFC, checked by the caller) whose uniqueness key `key` (`key_len` bytes) is not in use, bound
- * to `session` (which has no user), online. The strings are copied. Returns NULL on no memory,
- * changing nothing. Records a change.
+ * NFC, checked by the caller) whose uniqueness key `key` (`key_len` bytes) is not in use, with
+ * `session` (which has no user) as its first session, online. The strings are copied. Returns
+ * NULL on no memory, changing nothing. Records a change.
  */
 struct chat_user *state_user_add(struct chat *chat, struct chat_session *session, const char *id,
 	const char *username, size_t len, const char *key, size_t key_len);
 
-/* Sets the user's presence; records a change when it goes online or stops being online. */
-void state_user_set_presence(struct chat *chat, struct chat_user *user, enum presence presence,
-	int64_t deadline);
+/* Makes `session` (which has no user) another session of `user`, online. Records a change. */
+void state_session_attach(struct chat *chat, struct chat_user *user, struct chat_session *session);
 
 /*
- * Logs the user out: leaves every group (deleting groups left empty), unbinds the session and
- * frees the user. Records the changes.
+ * Sets a session's presence; `deadline` (monotonic ms, 0: never) is when an away session ends,
+ * `now_ms` when it went away. Records a change when its user comes online or goes offline.
+ */
+void state_session_set_presence(struct chat *chat, struct chat_session *session,
+	enum presence presence, int64_t deadline, int64_t now_ms);
+
+/*
+ * Ends a session's part in its user: unbinds it (the session record stays, without a user)
+ * and, when it was the user's last session, logs the user out (state_user_remove).
+ */
+void state_session_end(struct chat *chat, struct chat_session *session);
+
+/*
+ * Logs the user out: unbinds every session, leaves every group (deleting groups left empty)
+ * and frees the user. Records the changes.
  */
 void state_user_remove(struct chat *chat, struct chat_user *user);
+
+/* True while any of the user's sessions is online. */
+bool state_user_online(const struct chat_user *user);
 
 /* ===================================================================================== */
 /* Groups and membership                                                                 */

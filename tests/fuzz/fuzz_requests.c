@@ -96,8 +96,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 				break;
 			}
 			case 4:
-				chat_acl_check(chat, client, (enum chat_access)(data[1] % 4), topic,
-					data[2] % 3);
+				chat_acl_check(chat, client, (data[2] & 4) ? client : NULL,
+					(enum chat_access)(data[1] % 4), topic, data[2] % 3,
+					(data[2] & 8) != 0);
 				break;
 			case 5:
 				chat_on_disconnect(chat, *client ? client : NULL, data[2] & 1,

@@ -103,10 +103,14 @@ describe('allow_anonymous false + password_file, plugin_opt_bind_mqtt_username t
     await a.send(rb.userid, 'hi bob');
     const m = await bo.next(bo.inbox('message'), (x) => x.json?.message === 'hi bob');
     assert.equal(m.json.sender, ra.userid);
-    // a second connection of alice (another client id) cannot take the name: it is held
+    // a second connection of alice (another client id) is a second session of the same user:
+    // the broker authenticated her (version 2, README "Identity and authentication")
     const a2 = await inboxClient(b, { username: 'alice', password: 'secret' });
-    await a2.expectLoginFailure({ username: 'alice' }, 'username_taken');
     await a2.expectLoginFailure({ username: 'bob' }, 'username_mismatch');
+    const again = await a2.login('alice');
+    assert.equal(again.result, 'success', JSON.stringify(again));
+    assert.equal(again.userid, ra.userid, 'the same user on both connections');
+    assert.equal(again.token, undefined, 'no token when the broker authenticates names');
     for (const c of [a, bo]) await c.publish('chat/logout', {});
   });
 

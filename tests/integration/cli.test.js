@@ -69,7 +69,8 @@ test('walkthrough: read chat/contacts, log in with mosquitto_rr, get a queued di
     '-e', `chat/inbox/${id}/login-response`, '-m', JSON.stringify({ username: name }), '-W', '5']);
   assert.equal(login.code, 0, `mosquitto_rr login: code ${login.code} ${login.stderr}`);
   const res = JSON.parse(login.stdout);
-  assert.deepEqual(res, { result: 'success', userid: res.userid, username: name }, `login-response: ${login.stdout}`);
+  assert.match(res.token ?? '', /^[0-9a-f]{32}$/, `a new user's login-response carries its token: ${login.stdout}`);
+  assert.deepEqual(res, { result: 'success', userid: res.userid, username: name, token: res.token }, `login-response: ${login.stdout}`);
   await dir.until((d) => d.users[res.userid]?.online === false, `${name} offline (persistent session) after mosquitto_rr exits`);
 
   await erin.send(res.userid, 'hello dave');
@@ -84,7 +85,9 @@ test('walkthrough: read chat/contacts, log in with mosquitto_rr, get a queued di
   // A second mosquitto_rr login from the same client id resumes the same userid.
   const again = await run('mosquitto_rr', ['-i', id, '-c', '-q', '1', '-t', 'chat/login',
     '-e', `chat/inbox/${id}/login-response`, '-m', JSON.stringify({ username: name }), '-W', '5']);
-  assert.deepEqual(JSON.parse(again.stdout), res, `second login: ${again.stdout} ${again.stderr}`);
+  const { token, ...resumed } = res; // a resumed session is no new user: no token again
+  assert.ok(token);
+  assert.deepEqual(JSON.parse(again.stdout), resumed, `second login: ${again.stdout} ${again.stderr}`);
 });
 
 test("mosquitto_sub cannot subscribe someone else's inbox; a # subscriber sees no requests and no inboxes", async () => {

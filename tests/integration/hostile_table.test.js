@@ -172,6 +172,17 @@ export const rows = [
   { name: 'create_group: \\u0000 in a member key', client: LI, topic: 'chat/group/create', payload: '{"member":{"{otherUid}\\u0000":"x"}}', expect: 'invalid_request' },
   { name: 'message: a raw NUL byte in the text', client: LI, topic: 'chat/msg/{gid}', payload: bytes('{"message":"a', [0x00], 'b"}'), expect: ['invalid_request', 'invalid_message'] },
 
+  // --- identity (version 2): names, tokens, sessions, shared subscriptions ---
+  { name: 'login: a zero-width space after the name', client: NL, topic: 'chat/login', payload: '{"username":"alice\\u200b"}', expect: 'invalid_username' },
+  { name: 'login: a byte order mark before the name', client: NL, topic: 'chat/login', payload: '{"username":"\\ufeffalice"}', expect: 'invalid_username' },
+  { name: 'login: a trailing space', client: NL, topic: 'chat/login', payload: '{"username":"alice "}', expect: 'invalid_username' },
+  { name: 'login: a right-to-left override', client: NL, topic: 'chat/login', payload: '{"username":"\\u202ealice"}', expect: 'invalid_username' },
+  { name: 'login: only zero-width characters', client: NL, topic: 'chat/login', payload: '{"username":"\\u200b\\u200d"}', expect: 'invalid_username' },
+  { name: 'login: a held name with a wrong token', client: NL, topic: 'chat/login', payload: '{"username":"{otherName}","token":"00000000000000000000000000000000"}', expect: 'username_taken' },
+  { name: 'login: a held name with a numeric token', client: NL, topic: 'chat/login', payload: '{"username":"{otherName}","token":5}', expect: 'username_taken' },
+  { name: 'logout: all is a string', client: LI, topic: 'chat/logout', payload: '{"all":"yes"}', expect: 'invalid_request' },
+  { name: 'subscribe $share/g/chat/inbox/<other>/#', client: LI, op: 'subscribe', topic: '$share/g/chat/inbox/{other}/#', expect: 'denied' },
+
   // --- empty payloads on every request topic ---
   { name: 'login: empty payload', client: NL, topic: 'chat/login', payload: '', expect: 'invalid_request' },
   { name: 'logout: empty payload', client: LI, topic: 'chat/logout', payload: '', expect: 'invalid_request' },

@@ -15,8 +15,11 @@ const { track } = fx;
 /** Asserts the exact success payload and returns the userid. */
 function assertSuccess(res, username, what) {
   assert.equal(typeof res?.userid, 'string', `${what}: expected a string userid, got ${JSON.stringify(res)}`);
-  assert.deepEqual(res, { result: 'success', userid: res.userid, username },
-    `${what}: expected exactly {result:"success", userid, username:${JSON.stringify(username)}}, got ${JSON.stringify(res)}`);
+  // A new user in anonymous mode also gets its token (32 hex digits), a returning one does not.
+  const { token, ...rest } = res;
+  assert.ok(token === undefined || /^[0-9a-f]{32}$/.test(token), `${what}: a token is 32 hex digits, got ${JSON.stringify(res)}`);
+  assert.deepEqual(rest, { result: 'success', userid: res.userid, username },
+    `${what}: expected exactly {result:"success", userid, username:${JSON.stringify(username)}} (and a token), got ${JSON.stringify(res)}`);
   assert.match(res.userid, /^[1-9][0-9]*0$/, `${what}: a userid is a decimal string ending in 0, got ${res.userid}`);
   return res.userid;
 }
@@ -26,13 +29,13 @@ test('the first logins on a fresh broker get userids "10" and "20" (decisions: k
   await a.subscribeInbox();
   const na = uniqueId('first');
   const ra = await a.login(na);
-  assert.deepEqual(ra, { result: 'success', userid: '10', username: na },
+  assert.deepEqual(ra, { result: 'success', userid: '10', username: na, token: ra.token },
     `first login: expected userid "10", got ${JSON.stringify(ra)}`);
   const b = await track(connect(fx.broker, { protocolVersion: 5 }));
   await b.subscribeInbox();
   const nb = uniqueId('second');
   const rb = await b.login(nb);
-  assert.deepEqual(rb, { result: 'success', userid: '20', username: nb },
+  assert.deepEqual(rb, { result: 'success', userid: '20', username: nb, token: rb.token },
     `second login: expected userid "20", got ${JSON.stringify(rb)}`);
 });
 

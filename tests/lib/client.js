@@ -239,6 +239,7 @@ export function connect(broker, opts = {}) {
       username: opts.username,
       password: opts.password,
       keepalive: opts.keepalive ?? 60,
+      will: opts.will,
     });
   } catch (err) {
     return Promise.reject(err); // e.g. MQTT.js refusing an option combination

@@ -62,9 +62,9 @@ TEST_CASE(login_success_with_and_without_dropped)
 	struct chat *chat = fake_chat(&fb, NULL);
 	struct chat_user *alice = add_user(chat, "a", "10", "alice");
 	CHECK_STR("{\"result\":\"success\",\"userid\":\"10\",\"username\":\"alice\"}",
-		render(codec_login_success(alice, 0)));
+		render(codec_login_success(alice, 0, NULL)));
 	CHECK_STR("{\"result\":\"success\",\"userid\":\"10\",\"username\":\"alice\",\"dropped\":42}",
-		render(codec_login_success(alice, 42)));
+		render(codec_login_success(alice, 42, NULL)));
 	chat_free(chat);
 }
 
@@ -80,10 +80,10 @@ TEST_CASE(user)
 	struct chat_user *alice = add_user(chat, "a", "10", "alice");
 	CHECK_STR("{\"userid\":\"10\",\"username\":\"alice\",\"online\":true}",
 		render(codec_user(alice)));
-	state_user_set_presence(chat, alice, PRESENCE_OFFLINE, 0);
+	state_session_set_presence(chat, alice->sessions, PRESENCE_OFFLINE, 0, 0);
 	CHECK_STR("{\"userid\":\"10\",\"username\":\"alice\",\"online\":false}",
 		render(codec_user(alice)));
-	state_user_set_presence(chat, alice, PRESENCE_GRACE, 0);
+	state_session_set_presence(chat, alice->sessions, PRESENCE_GRACE, 0, 0);
 	CHECK_STR("{\"userid\":\"10\",\"username\":\"alice\",\"online\":false}",
 		render(codec_user(alice)));
 	chat_free(chat);
@@ -125,7 +125,7 @@ TEST_CASE(contacts)
 	struct chat_group *two = state_group_add(chat, "21");
 	CHECK(state_member_add(chat, two, alice));
 	/* Offline users stay in the contacts (presence is on chat/users/<id>). */
-	state_user_set_presence(chat, bob, PRESENCE_OFFLINE, 0);
+	state_session_set_presence(chat, bob->sessions, PRESENCE_OFFLINE, 0, 0);
 	CHECK_STR("{\"person\":{\"10\":{\"10\":\"alice\"},\"20\":{\"20\":\"bob\"},"
 		  "\"30\":{\"30\":\"carol\"}},"
 		  "\"group\":{\"11\":{\"20\":\"bob\",\"10\":\"alice\"},\"21\":{\"10\":\"alice\"}}}",

@@ -10,10 +10,11 @@ TEST_CASE(defaults)
 	CHECK_INT(86400, c.offline_expiry_s);
 	CHECK_INT(60, c.reconnect_grace_s);
 	CHECK_INT(CHAT_OUTSIDE_UNSET, c.outside_chat);
-	char buf[256];
+	char buf[512];
 	chat_config_describe(&c, buf, sizeof buf);
 	CHECK_STR("max_message_bytes=8192 offline_expiry=86400 reconnect_grace=60 "
-		  "max_groups_per_user=500 max_group_members=1000 request_rate=50 request_burst=1000 "
+		  "max_groups_per_user=500 max_group_members=1000 max_sessions_per_user=10 "
+		  "request_rate=50 request_burst=1000 "
 		  "offline_queue=1000 listen_backlog=0 bind_mqtt_username=false outside_chat=(unset) "
 		  "state_file=(none)",
 		buf);

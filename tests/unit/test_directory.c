@@ -29,8 +29,8 @@ static void add_users(struct chat *chat, unsigned first, unsigned count)
 static void toggle(struct chat *chat)
 {
 	struct chat_user *user = state_user_find(chat, "10");
-	state_user_set_presence(chat, user,
-		user->presence == PRESENCE_ONLINE ? PRESENCE_OFFLINE : PRESENCE_ONLINE, 0);
+	state_session_set_presence(chat, user->sessions,
+		user->sessions->presence == PRESENCE_ONLINE ? PRESENCE_OFFLINE : PRESENCE_ONLINE, 0, 0);
 }
 
 /* Ticks at `now` and returns how many snapshots went out; clears the recorded publishes. */

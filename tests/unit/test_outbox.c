@@ -24,7 +24,7 @@ TEST_CASE(delivery_by_clientid_at_inbox_qos)
 {
 	struct chat *chat = fake_chat(&fb, NULL);
 	struct chat_user *alice = add_user(chat, "alice-phone", "10", "alice");
-	struct chat_session *session = alice->session;
+	struct chat_session *session = alice->sessions;
 
 	CHECK_INT(CHAT_OK, outbox_deliver(chat, session, "message", "{\"a\":1}", 7));
 	CHECK_INT(1, fb.count);
@@ -57,7 +57,7 @@ TEST_CASE(delivery_by_clientid_at_inbox_qos)
 	/* A document is rendered and delivered the same way. */
 	cJSON *doc = cJSON_CreateObject();
 	cJSON_AddStringToObject(doc, "k", "v");
-	CHECK_INT(CHAT_OK, outbox_deliver_doc(chat, session, "new_group", doc));
+	CHECK_INT(CHAT_OK, outbox_reply_doc(chat, session, "new_group", doc));
 	cJSON_Delete(doc);
 	CHECK_STR("chat/inbox/alice-phone/new_group", fb.sent[0].topic);
 	CHECK_STR("{\"k\":\"v\"}", fb.sent[0].payload);
@@ -71,8 +71,8 @@ TEST_CASE(failed_publish_is_internal)
 	struct chat *chat = fake_chat(&fb, NULL);
 	struct chat_user *alice = add_user(chat, "a", "10", "alice");
 	fb.fail_count = 1;
-	CHECK_INT(CHAT_ERR_INTERNAL, outbox_deliver(chat, alice->session, "message", "x", 1));
-	CHECK_INT(CHAT_OK, outbox_deliver(chat, alice->session, "message", "x", 1));
+	CHECK_INT(CHAT_ERR_INTERNAL, outbox_deliver(chat, alice->sessions, "message", "x", 1));
+	CHECK_INT(CHAT_OK, outbox_deliver(chat, alice->sessions, "message", "x", 1));
 	fb.fail_count = 2;
 	CHECK_INT(CHAT_ERR_INTERNAL, outbox_retain_clear(chat, "chat/users/10"));
 	cJSON *doc = cJSON_CreateObject();
@@ -89,14 +89,14 @@ TEST_CASE(away_user_deliveries_counted)
 	config.offline_queue = 3;
 	struct chat *chat = fake_chat(&fb, &config);
 	struct chat_user *alice = add_user(chat, "a", "10", "alice");
-	struct chat_session *session = alice->session;
+	struct chat_session *session = alice->sessions;
 
 	/* Online: nothing to count. */
 	CHECK_INT(CHAT_OK, outbox_deliver(chat, session, "message", "x", 1));
 	CHECK_INT(0, session->queued);
 
 	/* Away: each delivery counts; the broker still gets it, by client id. */
-	state_user_set_presence(chat, alice, PRESENCE_OFFLINE, 0);
+	state_session_set_presence(chat, alice->sessions, PRESENCE_OFFLINE, 0, 0);
 	fake_clear(&fb);
 	int logs = fb.logs;
 	for (int i = 1; i <= 3; i++) {
@@ -121,7 +121,7 @@ TEST_CASE(away_user_deliveries_counted)
 	CHECK_INT(logs + 1, fb.logs);
 
 	/* In grace the user is away too. */
-	state_user_set_presence(chat, alice, PRESENCE_GRACE, 1000);
+	state_session_set_presence(chat, alice->sessions, PRESENCE_GRACE, 1000, 0);
 	CHECK_INT(CHAT_OK, outbox_deliver(chat, session, "message", "x", 1));
 	CHECK_INT(15, session->queued);
 
@@ -140,11 +140,11 @@ TEST_CASE(no_queue_limit_no_warning)
 	config.offline_queue = 0;
 	struct chat *chat = fake_chat(&fb, &config);
 	struct chat_user *alice = add_user(chat, "a", "10", "alice");
-	state_user_set_presence(chat, alice, PRESENCE_OFFLINE, 0);
+	state_session_set_presence(chat, alice->sessions, PRESENCE_OFFLINE, 0, 0);
 	for (int i = 0; i < 50; i++) {
-		CHECK_INT(CHAT_OK, outbox_deliver(chat, alice->session, "message", "x", 1));
+		CHECK_INT(CHAT_OK, outbox_deliver(chat, alice->sessions, "message", "x", 1));
 	}
-	CHECK_INT(50, alice->session->queued);
+	CHECK_INT(50, alice->sessions->queued);
 	CHECK_INT(0, fb.logs);
 	fake_clear(&fb);
 	chat_free(chat);

@@ -149,7 +149,7 @@ TEST_CASE(corrupt_files_set_aside)
 		 "\"reserved_group\":2,\"next_message\":1,\"reserved_message\":1"
 	const char *bad[] = {
 		"[]",
-		"{\"version\":2," COUNTERS ",\"users\":[],\"groups\":[]}",
+		"{\"version\":3," COUNTERS ",\"users\":[],\"groups\":[]}",
 		/* a user id beyond the counter */
 		"{\"version\":1," COUNTERS ",\"users\":[{\"id\":\"90\",\"username\":\"x\","
 		"\"clientid\":\"x\",\"persistent\":true,\"qos\":1}],\"groups\":[]}",
