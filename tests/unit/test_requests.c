@@ -538,4 +538,115 @@ TEST_CASE(dropped_while_away)
 	chat_free(chat);
 }
 
+TEST_CASE(sessions_of_one_user)
+{
+	struct chat *chat = fake_chat(&fb, NULL);
+	req(chat, "phone", "chat/login", "{\"username\":\"alice\"}");
+	const char *token = fake_field(&fb, "chat/inbox/phone/login-response", "token");
+	CHECK(token != NULL && strlen(token) == 32);
+	char with_token[512];
+	snprintf(with_token, sizeof with_token, "{\"username\":\"alice\",\"token\":\"%s\"}",
+		token != NULL ? token : "");
+	fake_clear(&fb);
+
+	/* Without the token, or with another, the name is taken; with it, a second session. */
+	req(chat, "laptop", "chat/login", "{\"username\":\"alice\"}");
+	CHECK_STR("username_taken", fake_field(&fb, "chat/inbox/laptop/login-response", "result"));
+	fake_clear(&fb);
+	req(chat, "laptop", "chat/login", "{\"username\":\"ALICE\",\"token\":\"00\"}");
+	CHECK_STR("username_taken", fake_field(&fb, "chat/inbox/laptop/login-response", "result"));
+	fake_clear(&fb);
+	req(chat, "laptop", "chat/login", with_token);
+	CHECK_STR("10", fake_field(&fb, "chat/inbox/laptop/login-response", "userid"));
+	CHECK(fake_field(&fb, "chat/inbox/laptop/login-response", "token") == NULL);
+	fake_clear(&fb);
+
+	/* A message to alice reaches both; what one sends reaches the other, not itself. */
+	req(chat, "b", "chat/login", "{\"username\":\"bob\"}");
+	req(chat, "b", "chat/msg/10", "{\"message\":\"hi\"}");
+	CHECK_STR("hi", fake_field(&fb, "chat/inbox/phone/message", "message"));
+	CHECK_STR("hi", fake_field(&fb, "chat/inbox/laptop/message", "message"));
+	fake_clear(&fb);
+	req(chat, "phone", "chat/msg/20", "{\"message\":\"yo\"}");
+	CHECK_STR("yo", fake_field(&fb, "chat/inbox/b/message", "message"));
+	CHECK_STR("yo", fake_field(&fb, "chat/inbox/laptop/message", "message"));
+	CHECK(fake_find(&fb, "chat/inbox/phone/message") == NULL);
+	fake_clear(&fb);
+
+	/* Presence: online while either is connected; logout {} ends one, the user stays. */
+	struct chat_stats stats;
+	chat_on_disconnect(chat, "phone", true, 1, 1000);
+	chat_get_stats(chat, &stats);
+	CHECK_INT(2, stats.users_online);
+	req(chat, "laptop", "chat/logout", "{}");
+	chat_get_stats(chat, &stats);
+	CHECK_INT(1, stats.users);
+	req(chat, "phone", "chat/login", "{\"username\":\"carol\"}");
+	req(chat, "x", "chat/login", "{\"username\":\"carol\"}");
+	CHECK_STR("username_taken", fake_field(&fb, "chat/inbox/x/login-response", "result"));
+	fake_clear(&fb);
+	chat_free(chat);
+}
+
+TEST_CASE(logout_all_ends_every_session)
+{
+	struct chat *chat = fake_chat(&fb, NULL);
+	req(chat, "p", "chat/login", "{\"username\":\"dora\"}");
+	char with_token[512];
+	snprintf(with_token, sizeof with_token, "{\"username\":\"dora\",\"token\":\"%s\"}",
+		fake_field(&fb, "chat/inbox/p/login-response", "token"));
+	req(chat, "q", "chat/login", with_token);
+	fake_clear(&fb);
+	req(chat, "q", "chat/logout", "{\"all\":1}");
+	CHECK_STR("invalid_request", fake_field(&fb, "chat/inbox/q/error", "error"));
+	req(chat, "q", "chat/logout", "{\"all\":true}");
+	struct chat_stats stats;
+	chat_get_stats(chat, &stats);
+	CHECK_INT(0, stats.users);
+	fake_clear(&fb);
+	req(chat, "p", "chat/msg/10", "{\"message\":\"x\"}");
+	CHECK_STR("not_logged_in", fake_field(&fb, "chat/inbox/p/error", "error"));
+	fake_clear(&fb);
+	chat_free(chat);
+}
+
+TEST_CASE(bind_mode_takeover_is_refused_everything)
+{
+	struct chat_config config;
+	chat_config_defaults(&config);
+	config.bind_mqtt_username = true;
+	struct chat *chat = fake_chat(&fb, &config);
+	struct chat_conn alice = { .clientid = "a", .username = "alice", .clean = false };
+	struct chat_conn mallory = { .clientid = "a", .username = "mallory", .clean = false };
+	const char *login = "{\"username\":\"alice\"}";
+	chat_on_publish(chat, &alice, "chat/login", login, strlen(login), 0);
+	CHECK(fake_field(&fb, "chat/inbox/a/login-response", "token") == NULL);
+	fake_clear(&fb);
+	chat_on_disconnect(chat, "a", false, 1, 100);
+	/* mallory's requests: username_mismatch, answered to her connection by client id. */
+	const char *logout = "{\"all\":true}";
+	chat_on_publish(chat, &mallory, "chat/logout", logout, strlen(logout), 200);
+	CHECK_STR("username_mismatch", fake_field(&fb, "chat/inbox/a/error", "error"));
+	CHECK(!fake_find(&fb, "chat/inbox/a/error")->broadcast);
+	fake_clear(&fb);
+	struct chat_stats stats;
+	chat_get_stats(chat, &stats);
+	CHECK_INT(1, stats.users);
+	/* READ of alice's inbox: her own connection only. */
+	CHECK(chat_acl_check(chat, "a", "mallory", CHAT_ACCESS_READ, "chat/inbox/a/message", 1,
+		      false) == CHAT_ACL_DENY);
+	CHECK(chat_acl_check(chat, "a", "alice", CHAT_ACCESS_READ, "chat/inbox/a/message", 1,
+		      false) == CHAT_ACL_ALLOW);
+	/* A delivery to alice while mallory holds the client id goes through the fan-out. */
+	struct chat_conn bob = { .clientid = "b", .username = "bob", .clean = true };
+	const char *as_bob = "{\"username\":\"bob\"}";
+	chat_on_publish(chat, &bob, "chat/login", as_bob, strlen(as_bob), 300);
+	const char *hi = "{\"message\":\"hi\"}";
+	chat_on_publish(chat, &bob, "chat/msg/10", hi, strlen(hi), 400);
+	CHECK(fake_find(&fb, "chat/inbox/a/message") != NULL &&
+		fake_find(&fb, "chat/inbox/a/message")->broadcast);
+	fake_clear(&fb);
+	chat_free(chat);
+}
+
 CHECK_MAIN("test_requests")
