@@ -286,13 +286,29 @@ static bool load_user(struct loader *ld, const cJSON *entry, int64_t now_ms)
 	char nfc[NAMES_NFC_SIZE];
 	char key[NAMES_KEY_SIZE];
 	size_t len = 0, key_len = 0;
-	if (names_normalize(chat->names, username, strlen(username), nfc, sizeof nfc, &len, NULL) !=
-			CHAT_OK ||
-		len != strlen(username) || memcmp(nfc, username, len) != 0 ||
-		names_key(chat->names, nfc, len, key, sizeof key, &key_len) != CHAT_OK) {
+	bool valid_name =
+		names_normalize(chat->names, username, strlen(username), nfc, sizeof nfc, &len, NULL) ==
+			CHAT_OK &&
+		len == strlen(username) && memcmp(nfc, username, len) == 0 &&
+		names_key(chat->names, nfc, len, key, sizeof key, &key_len) == CHAT_OK;
+	const struct chat_user *alike = valid_name ? state_user_find_by_key(chat, key, key_len) : NULL;
+	bool look_alike = alike != NULL && strcmp(alike->username, username) != 0;
+	if (ld->version == 1 && (!valid_name || look_alike) && state_user_find(chat, id) == NULL) {
+		/*
+		 * Version 1 had no rules against look-alike or invisible names: such a user is not
+		 * restored (the rest of the file is), its directory entry is cleared, and it can log
+		 * in again under a name that passes today's rules.
+		 */
+		log_printf(&chat->hooks, CHAT_LOG_WARNING,
+			"chat: user %s of the version 1 state file is not restored: its name %s", id,
+			valid_name ? "looks like another user's" : "breaks the username rules");
+		state_note_changed(chat, id);
+		return true;
+	}
+	if (!valid_name) {
 		return bad(ld, "a username is not a valid name in NFC");
 	}
-	if (state_user_find(chat, id) != NULL || state_user_find_by_key(chat, key, key_len) != NULL) {
+	if (state_user_find(chat, id) != NULL || alike != NULL) {
 		return bad(ld, "a user id or username appears twice");
 	}
 	/*

@@ -179,7 +179,16 @@ static enum chat_err join_held_user(struct request *req, struct chat_user *holde
 	const char *username)
 {
 	struct chat *chat = req->chat;
-	if (!chat->config.bind_mqtt_username) {
+	if (chat->config.bind_mqtt_username) {
+		/*
+		 * The broker authenticated exactly this name: a look-alike held by another MQTT user
+		 * (MQTT user "Alice" for chat user "alice") is someone else.
+		 */
+		if (strcmp(holder->username, username) != 0) {
+			return failf(req, CHAT_ERR_USERNAME_TAKEN,
+				"the username '%s' is taken: it looks like '%s'", username, holder->username);
+		}
+	} else {
 		const cJSON *token = field(req->root, "token");
 		uint8_t hash[TOKENS_HASH_SIZE];
 		if (!holder->has_token || !cJSON_IsString(token) ||

@@ -194,6 +194,7 @@ describe('bind_mqtt_username: every action is checked against the connection\'s 
     execFileSync('mosquitto_passwd', ['-b', '-c', file, 'alice', 'secret'], { stdio: 'ignore' });
     execFileSync('mosquitto_passwd', ['-b', file, 'mallory', 'evil'], { stdio: 'ignore' });
     execFileSync('mosquitto_passwd', ['-b', file, 'bob', 'hunter2'], { stdio: 'ignore' });
+    execFileSync('mosquitto_passwd', ['-b', file, 'Alice', 'other'], { stdio: 'ignore' });
     chmodSync(file, 0o644);
     b = await broker({
       options: { bind_mqtt_username: 'true' },
@@ -232,6 +233,14 @@ describe('bind_mqtt_username: every action is checked against the connection\'s 
     assert.equal(again.userid, r.userid, 'alice was not logged out');
     await bob.send(r.userid, 'welcome back');
     await back.next(back.inbox('message'), (m) => m.json?.message === 'welcome back');
+  });
+
+  test('another MQTT account whose name looks like alice\'s ("Alice") cannot join chat user alice', async () => {
+    const a = await device(b, { username: 'alice', password: 'secret' });
+    assert.equal((await login(a, { username: 'alice' })).result, 'success');
+    const look = await device(b, { username: 'Alice', password: 'other' });
+    const r = await login(look, { username: 'Alice' });
+    assert.equal(r.result, 'username_taken', JSON.stringify(r));
   });
 
   test('alice on two devices needs no token: the broker authenticated her', async () => {

@@ -107,6 +107,7 @@ async function launch({ dir, port, wsPort, configPath, opts }) {
   const prefix = opts.wrapper || (valgrind ? [
     'valgrind', '--error-exitcode=99', '--leak-check=full', '--show-leak-kinds=definite,indirect',
     '--errors-for-leak-kinds=definite,indirect', '--track-origins=yes', '--num-callers=30',
+    `--suppressions=${path.join(repoRoot, 'tests', 'valgrind', 'mosquitto-2.0.11.supp')}`,
   ] : []);
   const argv = [...prefix, MOSQUITTO, '-c', configPath];
   const child = spawn(argv[0], argv.slice(1), { stdio: ['ignore', 'ignore', 'pipe'] });

@@ -180,6 +180,29 @@ TEST_CASE(corrupt_files_set_aside)
 	CHECK_INT(0, system(cmd));
 }
 
+TEST_CASE(version_1_look_alikes_are_skipped)
+{
+	/* Version 1 allowed Bob and bob, and names with edge spaces; the rest of the file loads. */
+	FILE *f = fopen(path, "w");
+	fputs("{\"version\":1,\"clean_shutdown\":true,\"next_user\":4,\"reserved_user\":4,"
+	      "\"next_group\":1,\"reserved_group\":1,\"next_message\":1,\"reserved_message\":1,"
+	      "\"users\":[{\"id\":\"10\",\"username\":\"Bob\",\"clientid\":\"a\","
+	      "\"persistent\":true,\"qos\":1},{\"id\":\"20\",\"username\":\"bob\",\"clientid\":"
+	      "\"b\",\"persistent\":true,\"qos\":1},{\"id\":\"30\",\"username\":\"eve \","
+	      "\"clientid\":\"c\",\"persistent\":true,\"qos\":1}],\"groups\":[]}",
+		f);
+	fclose(f);
+	struct chat *chat = with_state_file();
+	struct chat_stats stats;
+	chat_get_stats(chat, &stats);
+	CHECK_INT(1, stats.users);
+	CHECK(access(path, F_OK) == 0); /* not set aside */
+	login(chat, "a", "Bob", true);
+	CHECK_STR("10", fake_field(&fb, "chat/inbox/a/login-response", "userid"));
+	fake_clear(&fb);
+	chat_free(chat);
+}
+
 /* Every case gets a fresh directory of its own, so it finds no state file it did not write. */
 static int fresh_dir(void)
 {
