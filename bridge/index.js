@@ -15,6 +15,12 @@
  *   'connect', 'disconnect' (with a reason), 'connect_error' as in socket.io-client, and on
  *   `socket.io` (the "manager") 'reconnect_attempt' and 'reconnect'.
  *
+ * `opts.auth` (or `socket.auth`, as in socket.io-client) is `{ username, password }`: the MQTT
+ * credentials of the next connection. A 'connect_error' whose `err.data.code` is
+ * 'not_authorized' means the broker refused them (or refused a connection without any); the
+ * socket then stays down until the page calls `connect()` again, typically after setting
+ * `socket.auth`. 'session_taken_over' means another client keeps taking this client id.
+ *
  * What is always true of a socket:
  *  - Its client id (`socket.id`) is stable for the life of a browser tab: it is kept in
  *    sessionStorage, so a reloaded page resumes the same MQTT session; a duplicated tab (which
@@ -45,8 +51,25 @@ const REQUEST_TOPICS = {
   leave_group: 'chat/group/leave',
 };
 const CLIENT_ID_KEY = 'mosquitto-chat.clientId';
+// In anonymous mode whoever knows a client id continues its session: ids are 128 random bits.
+const CLIENT_ID_BYTES = 16;
+// How long a page waits for the Web Lock on its stored client id before it decides that another
+// tab (its original, if this one is a duplicate) holds it. A reload's old page lets go quickly.
+const CLAIM_WAIT_MS = 1000;
 // MQTT 5 reason code of a DISCONNECT sent because another connection took over the client id.
 const SESSION_TAKEN_OVER = 0x8e;
+// CONNACK codes that refuse the credentials: MQTT 3.1.1 "bad user name or password" and "not
+// authorized", MQTT 5 0x86 and 0x87 (Mosquitto 2.0.11 answers 5 / 0x87 for both).
+const NOT_AUTHORIZED = new Set([4, 5, 0x86, 0x87]);
+// A takeover loop: two clients with one client id take the session from each other at every
+// reconnect. Mosquitto 2.0.11 just closes the older connection (no DISCONNECT 0x8E), so the loop
+// is recognised by its shape: the broker accepts a connection and closes it within seconds, and
+// the next attempt is accepted again at once. This many such closes in a row (of connections
+// that lived less than SHORT_LIVED_MS), within the window, stop the reconnecting. A failed attempt (network down, broker restarting) starts the count
+// again, so an unreliable network is not mistaken for a second client.
+const TAKEOVER_CLOSES = 3;
+const TAKEOVER_WINDOW_MS = 30000;
+const SHORT_LIVED_MS = 5000;
 const SEEN_KEY = 'mosquitto-chat.seen';
 // How many delivered messages are remembered to drop redeliveries: in memory, and in the tab's
 // storage for the next page after a reload (a message received just before the page went away
@@ -116,10 +139,37 @@ class Manager extends Emitter {
   emit(event, ...args) { return this.emitLocal(event, ...args); }
 }
 
-function randomClientId() {
-  const bytes = new Uint8Array(12);
+/** `web-` and 128 random bits in hex: one topic level, and not guessable. */
+export function randomClientId() {
+  const bytes = new Uint8Array(CLIENT_ID_BYTES);
   globalThis.crypto.getRandomValues(bytes);
-  return 'web-' + Array.from(bytes, (b) => (b % 36).toString(36)).join('');
+  return 'web-' + Array.from(bytes, (b) => b.toString(16).padStart(2, '0')).join('');
+}
+
+/**
+ * Takes the Web Lock `name` for as long as the page lives; resolves false if another page holds
+ * it for longer than waitMs. A failing Locks API (opaque origins) counts as taken: nothing to check.
+ */
+function holdLock(locks, name, waitMs) {
+  return new Promise((resolve) => {
+    const controller = new AbortController();
+    const timer = setTimeout(() => controller.abort(), waitMs);
+    locks.request(name, { signal: controller.signal }, () => {
+      clearTimeout(timer);
+      resolve(true);
+      return new Promise(() => {});
+    }).catch((err) => {
+      clearTimeout(timer);
+      resolve(!(err && err.name === 'AbortError'));
+    });
+  });
+}
+
+/** The error of a 'connect_error' event: a message for people, `data.code` for programs. */
+function connectError(message, data) {
+  const err = new Error(message);
+  err.data = data;
+  return err;
 }
 
 /** The client id of this tab: kept in `storage` so a reload resumes the same MQTT session. */
@@ -216,7 +266,8 @@ function parseJson(payload) {
 /**
  * The socket. Fields a page may read: `id` (the MQTT client id), `connected`, `disconnected`,
  * `io` (reconnection events), `username` / `userid` (the user this connection is logged in as,
- * or null), and `mqtt` (the MQTT.js client, for diagnostics and tests).
+ * or null), and `mqtt` (the MQTT.js client, for diagnostics and tests). A page may set `auth`
+ * (`{ username, password }`, or a function that calls back with one) before `connect()`.
  */
 export class ChatSocket extends Emitter {
   id;
@@ -225,6 +276,7 @@ export class ChatSocket extends Emitter {
   username = null;
   userid = null;
   mqtt = null;
+  auth;
 
   #url;
   #opts;
@@ -241,6 +293,9 @@ export class ChatSocket extends Emitter {
   #claimed = false;       // this page holds the Web Lock on its id
   #seen = new Set();
   #seenOrder = [];
+  #token = null;          // the anonymous-mode token of the last login, for the re-login
+  #connackAt = null;      // when the broker accepted the current connection
+  #shortCloses = [];      // times of broker closes of short-lived connections, in a row
 
   constructor(url, opts = {}) {
     super();
@@ -255,6 +310,7 @@ export class ChatSocket extends Emitter {
       autoConnect: true,
       ...opts,
     };
+    this.auth = opts.auth;
     this.#storage = 'storage' in opts ? opts.storage : defaultStorage();
     this.#ownId = !opts.clientId;
     this.id = opts.clientId || stableClientId(this.#storage);
@@ -320,6 +376,10 @@ export class ChatSocket extends Emitter {
       // No automatic re-login after a reconnect once the page has logged out.
       this.username = null;
       this.userid = null;
+      this.#token = null;
+    } else if (event === 'login') {
+      const { token } = request.payload;
+      this.#token = typeof token === 'string' ? token : null;
     }
     if (this.#ready) this.#publish(request, ack);
     else this.#buffer.push({ event, request, ack });
@@ -333,6 +393,7 @@ export class ChatSocket extends Emitter {
       const lib = this.#opts.mqtt || await import('mqtt');
       this.#lib = typeof lib.connect === 'function' ? lib : lib.default;
     }
+    const credentials = await this.#credentials();
     if (generation !== this.#generation || this.#closing) return;
     const o = this.#opts;
     const options = {
@@ -347,10 +408,15 @@ export class ChatSocket extends Emitter {
       ...(o.protocolVersion === 5
         ? { properties: { sessionExpiryInterval: o.sessionExpiryInterval } } : {}),
       ...(o.mqttOptions || {}),
+      ...credentials,
     };
     const client = this.#lib.connect(this.#url, options);
     this.mqtt = client;
-    client.on('connect', () => this.#onConnect(client));
+    this.#shortCloses = [];
+    client.on('connect', () => {
+      if (client === this.mqtt) this.#connackAt = Date.now();
+      this.#onConnect(client);
+    });
     client.on('message', (topic, payload) => this.#onMessage(topic, payload));
     client.on('close', () => this.#onClose(client));
     client.on('reconnect', () => {
@@ -358,7 +424,13 @@ export class ChatSocket extends Emitter {
       this.io.emit('reconnect_attempt', this.#attempts);
     });
     client.on('error', (err) => {
-      if (!this.connected) this.emitLocal('connect_error', err);
+      // MQTT.js reports a refusing CONNACK as an error whose code is the numeric reason code,
+      // and does not reconnect after it. Forget the client, so connect() starts a new one.
+      if (typeof err.code === 'number' && client === this.mqtt && !client.connected) {
+        this.#refused(client, err, options);
+      } else if (!this.connected) {
+        this.emitLocal('connect_error', err);
+      }
     });
     client.on('disconnect', (packet) => {
       if (packet && packet.reasonCode === SESSION_TAKEN_OVER) {
@@ -372,8 +444,59 @@ export class ChatSocket extends Emitter {
           this.connected = false;
           this.emitLocal('disconnect', 'session taken over');
         }
+        this.emitLocal('connect_error', this.#takeoverError('the broker says the session was taken over'));
       }
     });
+  }
+
+  /** The MQTT username and password from `auth` (an object, or socket.io's callback form). */
+  async #credentials() {
+    let auth = this.auth;
+    if (typeof auth === 'function') auth = await new Promise((resolve) => auth(resolve));
+    if (!auth || typeof auth !== 'object') return {};
+    const out = {};
+    if (auth.username !== undefined && auth.username !== null) out.username = String(auth.username);
+    if (auth.password !== undefined && auth.password !== null) out.password = String(auth.password);
+    return out;
+  }
+
+  /** The broker refused the connection in its CONNACK: report it and stay down. */
+  #refused(client, err, options) {
+    this.mqtt = null;
+    client.end(true);
+    if (NOT_AUTHORIZED.has(err.code)) {
+      const anonymous = options.username === undefined;
+      this.emitLocal('connect_error', connectError(anonymous
+        ? 'not authorized: the broker refuses connections without a username and password'
+        : `not authorized: the broker refused the username "${options.username}" with this password`,
+      { code: 'not_authorized', reasonCode: err.code, anonymous }));
+    } else {
+      this.emitLocal('connect_error', connectError(
+        `the broker refused the connection: ${err.message}`,
+        { code: 'connection_refused', reasonCode: err.code }));
+    }
+  }
+
+  #takeoverError(how) {
+    return connectError(`another client uses the same client id "${this.id}" (${how}); not `
+      + 'reconnecting, since each would take the session from the other forever. Every device '
+      + 'and tab needs a client id of its own.', { code: 'session_taken_over', clientId: this.id });
+  }
+
+  /**
+   * After the broker closed a connection: true when this is the takeover loop's shape (see
+   * TAKEOVER_CLOSES). Only connections that were accepted and died young count, in a row.
+   */
+  #inTakeoverLoop() {
+    const now = Date.now();
+    const accepted = this.#connackAt;
+    this.#connackAt = null;
+    if (accepted === null || now - accepted > SHORT_LIVED_MS) {
+      this.#shortCloses = [];
+      return false;
+    }
+    this.#shortCloses = [...this.#shortCloses.filter((t) => now - t < TAKEOVER_WINDOW_MS), now];
+    return this.#shortCloses.length >= TAKEOVER_CLOSES;
   }
 
   /**
@@ -388,14 +511,7 @@ export class ChatSocket extends Emitter {
     const locks = globalThis.navigator && globalThis.navigator.locks;
     if (!this.#ownId || !locks || this.#claimed) return;
     for (;;) {
-      const got = await new Promise((resolve) => {
-        locks.request(`mosquitto-chat:${this.id}`, { ifAvailable: true }, (lock) => {
-          resolve(lock !== null);
-          // Held until the page goes away.
-          return lock !== null ? new Promise(() => {}) : undefined;
-        }).catch(() => resolve(true));
-      });
-      if (got) break;
+      if (await holdLock(locks, `mosquitto-chat:${this.id}`, CLAIM_WAIT_MS)) break;
       this.id = randomClientId();
       try {
         if (this.#storage) {
@@ -440,7 +556,9 @@ export class ChatSocket extends Emitter {
     if (this.username !== null) {
       // Resume the chat session: the same username from the same client id is the same user.
       this.#autoLogins += 1;
-      this.#publish(toRequest('login', { username: this.username }));
+      const login = { username: this.username };
+      if (this.#token !== null) login.token = this.#token;
+      this.#publish(toRequest('login', login));
       this.#reloginTimer = setTimeout(() => this.#open(generation), RELOGIN_TIMEOUT_MS);
     } else {
       this.#open(generation);
@@ -470,6 +588,12 @@ export class ChatSocket extends Emitter {
     if (this.connected) {
       this.connected = false;
       this.emitLocal('disconnect', this.#closing ? 'io client disconnect' : 'transport close');
+    }
+    if (client === this.mqtt && !this.#closing && this.#inTakeoverLoop()) {
+      this.mqtt = null;
+      client.end(true);
+      this.emitLocal('connect_error', this.#takeoverError(
+        `the broker accepted and then closed this connection ${TAKEOVER_CLOSES} times in a row`));
     }
   }
 
@@ -514,6 +638,7 @@ export class ChatSocket extends Emitter {
       unchanged = data.userid === this.userid && data.username === this.username && !data.dropped;
       this.userid = data.userid;
       this.username = data.username;
+      if (typeof data.token === 'string') this.#token = data.token;
     }
     if (automatic) this.#open(this.#generation);
     return !(automatic && unchanged);

@@ -7,7 +7,8 @@
  *    touches the DOM, so each gives the same answer for the same state.
  *  - What comes out is plain text and data; view.js decides how it reaches the page (as text).
  *  - ERROR_TEXT has a text for every error code the plugin can send (select.test.js reads the
- *    codes from plugin/core/chat_error.c).
+ *    codes from plugin/core/chat_error.c), and for the client's own: the broker refusing a
+ *    name and password (`not_authorized`) and a password left empty (`password_required`).
  */
 
 /* ---- Display text ---- */
@@ -29,6 +30,9 @@ export const ERROR_TEXT = {
   limit_exceeded: 'A limit of this chat was reached: the group is full, or someone is already in '
     + 'as many groups as allowed.',
   internal: 'The server had a problem. Please try again.',
+  // The client's own codes.
+  not_authorized: 'Wrong name or password. Please try again.',
+  password_required: 'This chat needs your password.',
 };
 
 /**
@@ -59,6 +63,19 @@ export function nameOf(state, userid) {
 }
 
 /* ---- Views of the state (what the sidebar and the conversation show) ---- */
+
+/**
+ * Which screen to show: the chat once someone is logged in on a connection the broker accepted;
+ * the login form otherwise (also for a logged-in tab whose broker wants a password first).
+ */
+export function screen(state) {
+  return state.me && state.connection !== 'refused' ? 'chat' : 'login';
+}
+
+/** Whether the login form asks for a password: only after the broker refused a connection. */
+export function asksPassword(state) {
+  return state.auth === 'password';
+}
 
 /** Whether a room is a group: group ids end in 1 to 9, user ids in 0 (the plugin's ids). */
 export function isGroupId(room) {

@@ -7,7 +7,8 @@
  * ids count in the state), so the same state and action always give the same result.
  * `createStore(storage)` holds the current state, applies actions, tells subscribers, and keeps
  * the part that must survive a page reload (who is logged in, the conversations, unread counts,
- * the open room) in the tab's sessionStorage.
+ * the open room) in the tab's sessionStorage. What the browser remembers across tabs (tokens,
+ * the last name) is identity.js's.
  *
  * Always true:
  *  - Rooms are ids: a person's userid (a direct conversation) or a groupid.
@@ -23,9 +24,14 @@ const MESSAGES_KEPT = 500;
 
 export function initialState(saved = {}) {
   return {
-    connection: 'connecting',   // connecting | connected | reconnecting | offline | taken-over
+    // connecting | connected | reconnecting | offline | taken-over | refused (credentials)
+    connection: 'connecting',
+    // anonymous, or password once the broker refused a connection without one: the login form
+    // then asks for it, and the chat name is the MQTT username.
+    auth: 'anonymous',
     me: saved.me || null,       // { userid, username }
-    login: { pending: null, error: null },
+    // pending: the name being logged in; suggested: the name to pre-fill in the form.
+    login: { pending: null, error: null, suggested: saved.me ? saved.me.username : null },
     contactPeople: {},          // userid -> username, from the last chat/contacts snapshot
     users: {},                  // userid -> { username, online }, from chat/users/<userid>
     groups: {},                 // groupid -> { userid: username }
@@ -85,14 +91,43 @@ export function reduce(state, action) {
     case 'connection':
       return { ...state, connection: action.status };
 
-    case 'login-requested':
-      return { ...state, login: { pending: action.username, error: null } };
+    case 'login-requested': {
+      // Someone else logging in on this tab (after a refused connection) must not see the
+      // conversations of whoever was logged in before.
+      const base = state.me && state.me.username !== action.username
+        ? reduce(state, { type: 'logged-out' }) : state;
+      return { ...base, login: { ...base.login, pending: action.username, error: null } };
+    }
+
+    case 'login-failed':
+      // Refused before anything was sent (an empty name or password).
+      return { ...state, login: { ...state.login, pending: null, error: errorText(action.code) } };
+
+    case 'suggest-name':
+      return { ...state, login: { ...state.login, suggested: action.username } };
+
+    case 'refused':
+      // The broker refused the connection: without credentials, it wants a password (no error
+      // to show); with them, they were wrong. Who was logged in stays, for the same name.
+      return {
+        ...state,
+        connection: 'refused',
+        auth: 'password',
+        login: {
+          pending: null,
+          error: action.anonymous ? null : errorText('not_authorized'),
+          suggested: state.me ? state.me.username : state.login.suggested,
+        },
+      };
 
     case 'login-response': {
       const res = action.response;
       if (res.result === 'success') {
         const me = { userid: res.userid, username: res.username };
-        const next = { ...state, me, login: { pending: null, error: null } };
+        // A different user than the one this tab showed starts from an empty page.
+        const base = state.me && state.me.userid !== res.userid
+          ? reduce(state, { type: 'logged-out' }) : state;
+        const next = { ...base, me, login: { pending: null, error: null, suggested: res.username } };
         // The broker could not keep everything sent while this tab was away.
         return res.dropped > 0
           ? withNotice(next, `${res.dropped} message${res.dropped === 1 ? ' was' : 's were'} lost while you were away (the broker's queue was full).`)
@@ -103,10 +138,11 @@ export function reduce(state, action) {
       // and the login form comes back with the reason.
       const error = errorText(res.result, res.detail);
       if (res.result === 'already_logged_in' || !state.me) {
-        return { ...state, login: { pending: null, error } };
+        return { ...state, login: { ...state.login, pending: null, error } };
       }
       // The conversations were that user's: whoever logs in next must not see them.
-      return { ...reduce(state, { type: 'logged-out' }), login: { pending: null, error } };
+      const out = reduce(state, { type: 'logged-out' });
+      return { ...out, login: { ...out.login, pending: null, error } };
     }
 
     case 'contact': {
@@ -192,7 +228,7 @@ export function reduce(state, action) {
     case 'error': {
       const e = action.error || {};
       if (e.action === 'login') {
-        return { ...state, login: { pending: null, error: errorText(e.error, e.detail) } };
+        return { ...state, login: { ...state.login, pending: null, error: errorText(e.error, e.detail) } };
       }
       const next = (e.action === 'create_group' || e.action === 'join_group')
         ? { ...state, openNextGroup: false } : state;
@@ -230,6 +266,9 @@ export function reduce(state, action) {
       return {
         ...initialState(),
         connection: state.connection,
+        auth: state.auth,
+        // The form offers the name again.
+        login: { pending: null, error: null, suggested: state.me ? state.me.username : state.login.suggested },
         users: state.users,
         contactPeople: state.contactPeople,
         groups: state.groups,

@@ -10,7 +10,9 @@
  *    whatever the user is typing.
  */
 
-import { people, groups, conversation, totalUnread } from '#app/select';
+import {
+  people, groups, conversation, totalUnread, screen, asksPassword,
+} from '#app/select';
 
 const CONNECTION_TEXT = {
   connecting: 'Connecting…',
@@ -18,6 +20,7 @@ const CONNECTION_TEXT = {
   reconnecting: 'Reconnecting…',
   offline: 'Disconnected',
   'taken-over': 'Continued in another tab',
+  refused: 'Not signed in',
 };
 
 function el(doc, tag, className, text) {
@@ -81,6 +84,8 @@ export function createView(doc, actions) {
     noticeClose: $('notice-close'),
     loginForm: $('login-form'),
     username: $('username'),
+    passwordRow: $('password-row'),
+    password: $('password'),
     loginButton: $('login-button'),
     loginError: $('login-error'),
     people: $('people'),
@@ -110,7 +115,10 @@ export function createView(doc, actions) {
 
   ui.loginForm.addEventListener('submit', (event) => {
     event.preventDefault();
-    actions.login(ui.username.value.trim());
+    const password = asksPassword(current) ? ui.password.value : undefined;
+    // A password is typed again after a refusal; it is never kept in the page.
+    ui.password.value = '';
+    actions.login(ui.username.value.trim(), password);
   });
   ui.logout.addEventListener('click', () => actions.logout());
   ui.noticeClose.addEventListener('click', () => actions.dismiss());
@@ -161,9 +169,10 @@ export function createView(doc, actions) {
   function renderHeader(state) {
     ui.connection.dataset.state = state.connection;
     setText(ui.connection, CONNECTION_TEXT[state.connection] || state.connection);
-    ui.whoami.hidden = !state.me;
-    setText(ui.whoami, state.me ? state.me.username : '');
-    ui.logout.hidden = !state.me;
+    const chat = screen(state) === 'chat';
+    ui.whoami.hidden = !chat;
+    setText(ui.whoami, chat ? state.me.username : '');
+    ui.logout.hidden = !chat;
     const unread = totalUnread(state);
     doc.title = unread ? `(${unread}) mosquitto-chat` : 'mosquitto-chat';
     ui.notice.hidden = !state.notice;
@@ -177,9 +186,19 @@ export function createView(doc, actions) {
     ui.loginError.hidden = !state.login.error;
     setText(ui.loginError, state.login.error || '');
     ui.username.setAttribute('aria-invalid', String(Boolean(state.login.error)));
-    if (previous && previous.me && !state.me) {
-      // Back at the login form (logged out, or a resume failed): start typing at once.
-      ui.username.focus();
+    const password = asksPassword(state);
+    ui.passwordRow.hidden = !password;
+    ui.password.required = password;
+    const suggested = state.login.suggested;
+    if (suggested && ui.username.value === '' && (!previous || previous.login.suggested !== suggested
+        || screen(previous) !== 'login')) {
+      ui.username.value = suggested;
+    }
+    const back = previous && screen(previous) === 'chat' && screen(state) === 'login';
+    const nowAsks = password && previous && !asksPassword(previous);
+    if (back || nowAsks || (password && previous && !previous.login.error && state.login.error)) {
+      // Back at the login form, or it now wants a password: the cursor goes where one types.
+      (password && ui.username.value !== '' ? ui.password : ui.username).focus();
     }
   }
 
@@ -323,10 +342,10 @@ export function createView(doc, actions) {
 
   return function render(state, previous) {
     current = state;
-    app.dataset.view = state.me ? 'chat' : 'login';
+    app.dataset.view = screen(state);
     renderHeader(state);
     renderLogin(state, previous);
-    if (!state.me) return;
+    if (screen(state) !== 'chat') return;
     renderPeople(state);
     renderGroups(state);
     renderConversation(state);

@@ -19,11 +19,12 @@ const WAIT_MS = 8000;
 /**
  * Assembles the web folder with tools/build-web.sh into a temporary folder, starts the broker
  * serving it (optionally behind a TCP proxy whose cable a test can pull) and Chromium.
+ * `brokerOptions` go to startBroker (plugin `options`, `extraConfig` lines).
  */
-export async function startChat({ proxy = false } = {}) {
+export async function startChat({ proxy = false, brokerOptions = {} } = {}) {
   const www = path.join(mkdtempSync(path.join(os.tmpdir(), 'chat-www-')), 'www');
   execFileSync(path.join(repoRoot, 'tools', 'build-web.sh'), [www], { stdio: 'pipe' });
-  const broker = await startBroker({ websockets: true, httpDir: www });
+  const broker = await startBroker({ ...brokerOptions, websockets: true, httpDir: www });
   const net = proxy ? await startProxy(broker.wsPort) : null;
   const browser = await chromium.launch({ executablePath: CHROMIUM, args: LAUNCH_ARGS });
   const pages = [];
@@ -43,9 +44,17 @@ export async function startChat({ proxy = false } = {}) {
   };
 }
 
-/** A new browser context (a separate person) with one page on the chat, connected. */
-export async function openPage(chat, { width = 1100, height = 720, name = 'page' } = {}) {
+/**
+ * A new browser context (a separate person) with one page on the chat, connected (unless
+ * `connect` is false: for a broker that refuses anonymous connections).
+ */
+export async function openPage(chat, { width = 1100, height = 720, name = 'page', connect = true } = {}) {
   const context = await chat.browser.newContext({ viewport: { width, height } });
+  return openTab(chat, context, { name, connect });
+}
+
+/** Another page (tab) in an existing context: the same person's browser. */
+export async function openTab(chat, context, { name = 'page', connect = true } = {}) {
   const page = await context.newPage();
   page.label = name;
   page.problems = [];
@@ -59,7 +68,7 @@ export async function openPage(chat, { width = 1100, height = 720, name = 'page'
   });
   chat.pages.push(page);
   await page.goto(chat.url);
-  await connected(page);
+  if (connect) await connected(page);
   return page;
 }
 
@@ -72,6 +81,8 @@ export async function describe(page) {
         view: document.getElementById('app').dataset.view,
         connection: document.getElementById('connection').textContent,
         loginError: document.getElementById('login-error').textContent,
+        whoami: document.getElementById('whoami').textContent,
+        asksPassword: !document.getElementById('password-row').hidden,
         notice: document.getElementById('notice').hidden ? null : document.getElementById('notice-text').textContent,
         people: text('#people li'),
         groups: text('#groups li'),
