@@ -66,10 +66,19 @@ function messageKey(m) {
   return `${m.id}@${m.ts}`;
 }
 
+/**
+ * Adds a message to a conversation in time order: a message another tab or device of this user
+ * sent can arrive after one this tab sent later, and both show in the order they were written.
+ */
 function append(state, room, entry) {
   const list = state.conversations[room] || [];
   if (list.some((e) => e.key === entry.key)) return state;
-  const next = [...list, entry].slice(-MESSAGES_KEPT);
+  let at = list.length;
+  while (at > 0 && typeof entry.ts === 'number' && typeof list[at - 1].ts === 'number'
+    && list[at - 1].ts > entry.ts) {
+    at -= 1;
+  }
+  const next = [...list.slice(0, at), entry, ...list.slice(at)].slice(-MESSAGES_KEPT);
   const unread = room === state.active ? state.unread
     : entry.mine ? state.unread
       : { ...state.unread, [room]: (state.unread[room] || 0) + 1 };

@@ -34,6 +34,13 @@ test('a redelivered message is shown once; the open room collects no unread coun
   assert.deepEqual(s.unread, {});
 });
 
+test('a message from this user\'s other tab that arrives late still shows in the order written', () => {
+  let s = loggedIn();
+  s = reduce(s, { type: 'sent', room: '20', text: 'from this tab', ts: 200, key: 'k' });
+  s = reduce(s, { type: 'message', message: { sender: '10', receiver: '20', message: 'from the other tab', id: '7', ts: 100 } });
+  assert.deepEqual(s.conversations['20'].map((e) => e.text), ['from the other tab', 'from this tab']);
+});
+
 test('people: online first, me excluded, removed users gone', () => {
   let s = loggedIn();
   s = reduce(s, { type: 'user', user: { userid: '20', username: 'bob', online: false } });
