@@ -5,7 +5,7 @@
 RUN_PACKAGES="build-essential cmake pkg-config mosquitto mosquitto-dev libmosquitto-dev libssl-dev
   libcjson-dev uthash-dev libicu-dev mosquitto-clients"
 # ... and the test suite on top.
-TEST_PACKAGES="chromium valgrind clang libclang-rt-14-dev iproute2"
+TEST_PACKAGES="chromium valgrind clang libclang-rt-14-dev iproute2 clang-format"
 
 say() { printf '\033[1m==> %s\033[0m\n' "$*"; }
 

@@ -55,7 +55,8 @@ static int hook_publish(void *ctx, const char *clientid, const char *topic, cons
 	if (len > INT32_MAX) {
 		return -1;
 	}
-	int rc = mosquitto_broker_publish_copy(clientid, topic, (int)len, payload, qos, retain, NULL);
+	int rc = mosquitto_broker_publish_copy(clientid, topic, (int)len, payload, qos, retain,
+		NULL);
 	return rc == MOSQ_ERR_SUCCESS ? 0 : -1;
 }
 
@@ -105,7 +106,8 @@ static void raise_listen_backlog(int backlog)
 	}
 	DIR *dir = opendir("/proc/self/fd");
 	if (dir == NULL) {
-		mosquitto_log_printf(MOSQ_LOG_WARNING, "chat: cannot list /proc/self/fd: listen backlog unchanged");
+		mosquitto_log_printf(MOSQ_LOG_WARNING,
+			"chat: cannot list /proc/self/fd: listen backlog unchanged");
 		return;
 	}
 	int raised = 0;
@@ -116,14 +118,15 @@ static void raise_listen_backlog(int backlog)
 		int accepting = 0;
 		socklen_t len = sizeof accepting;
 		if (*end != '\0' || fd < 0 || fd == dirfd(dir) ||
-			getsockopt((int)fd, SOL_SOCKET, SO_ACCEPTCONN, &accepting, &len) != 0 || !accepting) {
+			getsockopt((int)fd, SOL_SOCKET, SO_ACCEPTCONN, &accepting, &len) != 0 ||
+			!accepting) {
 			continue;
 		}
 		raised += listen((int)fd, backlog) == 0;
 	}
 	closedir(dir);
-	mosquitto_log_printf(MOSQ_LOG_INFO, "chat: listen backlog %d on %d listening sockets", backlog,
-		raised);
+	mosquitto_log_printf(MOSQ_LOG_INFO, "chat: listen backlog %d on %d listening sockets",
+		backlog, raised);
 }
 
 /* ---------------------------------------------------------------------------------- */
@@ -221,10 +224,8 @@ static const struct {
 	int event;
 	MOSQ_FUNC_generic_callback callback;
 } callbacks[] = {
-	{ MOSQ_EVT_ACL_CHECK, plugin__on_acl_check },
-	{ MOSQ_EVT_MESSAGE, plugin__on_message },
-	{ MOSQ_EVT_DISCONNECT, plugin__on_disconnect },
-	{ MOSQ_EVT_TICK, plugin__on_tick },
+	{ MOSQ_EVT_ACL_CHECK, plugin__on_acl_check }, { MOSQ_EVT_MESSAGE, plugin__on_message },
+	{ MOSQ_EVT_DISCONNECT, plugin__on_disconnect }, { MOSQ_EVT_TICK, plugin__on_tick },
 	/*
 	 * No MOSQ_EVT_RELOAD: options are read once at start-up, and 2.0's reload event (SIGHUP)
 	 * brings none, so there is nothing to do on it.
@@ -235,7 +236,8 @@ static const struct {
 static void unregister_callbacks(size_t count)
 {
 	for (size_t i = 0; i < count; i++) {
-		mosquitto_callback_unregister(plugin_id, callbacks[i].event, callbacks[i].callback, NULL);
+		mosquitto_callback_unregister(plugin_id, callbacks[i].event, callbacks[i].callback,
+			NULL);
 	}
 }
 
@@ -301,7 +303,8 @@ CHAT_EXPORT int mosquitto_plugin_init(mosquitto_plugin_id_t *identifier, void **
 	}
 
 	chat_config_describe(&config, err, sizeof err);
-	mosquitto_log_printf(MOSQ_LOG_INFO, "chat: mosquitto-chat %s loaded: %s", CHAT_VERSION, err);
+	mosquitto_log_printf(MOSQ_LOG_INFO, "chat: mosquitto-chat %s loaded: %s", CHAT_VERSION,
+		err);
 	*userdata = plugin;
 	return MOSQ_ERR_SUCCESS;
 
@@ -314,7 +317,8 @@ error:
 	return MOSQ_ERR_UNKNOWN;
 }
 
-CHAT_EXPORT int mosquitto_plugin_cleanup(void *userdata, struct mosquitto_opt *options, int option_count)
+CHAT_EXPORT int mosquitto_plugin_cleanup(void *userdata, struct mosquitto_opt *options,
+	int option_count)
 {
 	(void)options;
 	(void)option_count;

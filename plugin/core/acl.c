@@ -28,8 +28,9 @@ static void seen(struct chat *chat, struct chat_session *session, const char *us
 	state_session_seen(chat, session, username);
 	if (session->user != NULL && session->presence == PRESENCE_GRACE && session->holder_ok) {
 		state_session_set_presence(chat, session, PRESENCE_ONLINE, 0, 0);
-		log_printf(&chat->hooks, CHAT_LOG_DEBUG, "chat: client %s is back; user %s continues",
-			session->clientid, session->user->id);
+		log_printf(&chat->hooks, CHAT_LOG_DEBUG,
+			"chat: client %s is back; user %s continues", session->clientid,
+			session->user->id);
 	}
 	session->expires_at = 0;
 }
@@ -102,7 +103,8 @@ enum chat_acl_result chat_acl_check(struct chat *chat, const char *clientid, con
 			(access == CHAT_ACCESS_READ && chat->grace_sessions > 0))) {
 		seen(chat, state_session_find(chat, clientid), username);
 	}
-	if (topic != NULL && (access == CHAT_ACCESS_SUBSCRIBE || access == CHAT_ACCESS_UNSUBSCRIBE)) {
+	if (topic != NULL &&
+		(access == CHAT_ACCESS_SUBSCRIBE || access == CHAT_ACCESS_UNSUBSCRIBE)) {
 		/* $share/<group>/<filter> is judged by its <filter> (MQTT 5 §4.8.2). */
 		topic = topics_unshare(topic);
 	}
@@ -148,8 +150,8 @@ enum chat_acl_result chat_acl_check(struct chat *chat, const char *clientid, con
 		if (!covers_inbox && !topics_filter_meets_directory(topic)) {
 			return deny(chat, clientid, "subscription", topic);
 		}
-		struct chat_session *session =
-			covers_inbox ? state_session_get(chat, clientid) : state_session_find(chat, clientid);
+		struct chat_session *session = covers_inbox ? state_session_get(chat, clientid)
+							    : state_session_find(chat, clientid);
 		if (session != NULL && covers_inbox) {
 			(void)state_session_inbox_subscribe(chat, session, topic, qos);
 		}

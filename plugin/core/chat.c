@@ -76,7 +76,8 @@ void chat_on_disconnect(struct chat *chat, const char *clientid, bool clean, int
 			session->expires_at = now_ms + grace_ms; /* only to recognise its will */
 			state_session_inbox_clear(session);
 		} else {
-			session->expires_at = now_ms + (clean || expiry_ms == 0 ? grace_ms : expiry_ms);
+			session->expires_at =
+				now_ms + (clean || expiry_ms == 0 ? grace_ms : expiry_ms);
 		}
 		return;
 	}
@@ -89,7 +90,8 @@ void chat_on_disconnect(struct chat *chat, const char *clientid, bool clean, int
 			expiry_ms == 0 ? 0 : now_ms + expiry_ms, now_ms);
 	} else if (sub_count == 0) {
 		/* Mosquitto 2.0 reports a takeover like this: wait to see if the client id is back. */
-		state_session_set_presence(chat, session, PRESENCE_GRACE, now_ms + grace_ms, now_ms);
+		state_session_set_presence(chat, session, PRESENCE_GRACE, now_ms + grace_ms,
+			now_ms);
 	} else {
 		/* A clean session's connection ended: the session ends (its user, if it was the last). */
 		state_session_end(chat, session);
@@ -103,7 +105,8 @@ static void expire(struct chat *chat, int64_t now_ms)
 	struct chat_session *session, *stmp;
 	HASH_ITER(hh, chat->sessions, session, stmp) {
 		if (session->user != NULL) {
-			if (session->presence == PRESENCE_ONLINE || session->offline_deadline == 0 ||
+			if (session->presence == PRESENCE_ONLINE ||
+				session->offline_deadline == 0 ||
 				now_ms < session->offline_deadline) {
 				continue;
 			}

@@ -126,8 +126,8 @@ enum chat_err chat_config_set(struct chat_config *config, const char *key, const
 		int64_t n = 0;
 		if (!parse_integer(text, opt->min, opt->max, &n)) {
 			snprintf(err, err_len,
-				"plugin_opt_%s: '%s' is not a whole number from %" PRId64 " to %" PRId64
-				" %s",
+				"plugin_opt_%s: '%s' is not a whole number from %" PRId64
+				" to %" PRId64 " %s",
 				key, text, opt->min, opt->max, opt->unit);
 			return CHAT_ERR_BAD_OPTION;
 		}
@@ -140,8 +140,8 @@ enum chat_err chat_config_set(struct chat_config *config, const char *key, const
 		} else if (strcmp(text, "defer") == 0) {
 			config->outside_chat = CHAT_OUTSIDE_DEFER;
 		} else {
-			snprintf(err, err_len, "plugin_opt_outside_chat: '%s' is neither allow nor defer",
-				text);
+			snprintf(err, err_len,
+				"plugin_opt_outside_chat: '%s' is neither allow nor defer", text);
 			return CHAT_ERR_BAD_OPTION;
 		}
 	} else if (strcmp(key, "bind_mqtt_username") == 0) {
@@ -151,13 +151,14 @@ enum chat_err chat_config_set(struct chat_config *config, const char *key, const
 			config->bind_mqtt_username = false;
 		} else {
 			snprintf(err, err_len,
-				"plugin_opt_bind_mqtt_username: '%s' is neither true nor false", text);
+				"plugin_opt_bind_mqtt_username: '%s' is neither true nor false",
+				text);
 			return CHAT_ERR_BAD_OPTION;
 		}
 	} else if (strcmp(key, "state_file") == 0) {
 		if (text[0] != '/') {
-			snprintf(err, err_len, "plugin_opt_state_file: '%s' is not an absolute path",
-				text);
+			snprintf(err, err_len,
+				"plugin_opt_state_file: '%s' is not an absolute path", text);
 			return CHAT_ERR_BAD_OPTION;
 		}
 		memcpy(config->state_file, text, strlen(text) + 1);
@@ -182,7 +183,7 @@ void chat_config_describe(const struct chat_config *config, char *buf, size_t bu
 		snprintf(buf + used, buf_len - used,
 			"bind_mqtt_username=%s outside_chat=%s state_file=%s",
 			config->bind_mqtt_username ? "true" : "false",
-			config->outside_chat == CHAT_OUTSIDE_ALLOW   ? "allow"
+			config->outside_chat == CHAT_OUTSIDE_ALLOW           ? "allow"
 				: config->outside_chat == CHAT_OUTSIDE_DEFER ? "defer"
 									     : "(unset)",
 			config->state_file[0] != '\0' ? config->state_file : "(none)");

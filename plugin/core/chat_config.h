@@ -23,18 +23,18 @@ enum chat_outside {
 };
 
 struct chat_config {
-	int64_t max_message_bytes;   /* longest message text, in bytes of UTF-8 */
-	int64_t offline_expiry_s;    /* offline persistent users are logged out after this; 0 never */
-	int64_t reconnect_grace_s;   /* a clean disconnect without subscriptions waits this long */
-	int64_t max_groups_per_user; /* 0: no limit */
-	int64_t max_group_members;   /* 0: no limit */
+	int64_t max_message_bytes; /* longest message text, in bytes of UTF-8 */
+	int64_t offline_expiry_s;  /* offline persistent users are logged out after this; 0 never */
+	int64_t reconnect_grace_s; /* a clean disconnect without subscriptions waits this long */
+	int64_t max_groups_per_user;   /* 0: no limit */
+	int64_t max_group_members;     /* 0: no limit */
 	int64_t max_sessions_per_user; /* client ids one user may be logged in from */
-	int64_t request_rate;        /* requests per second per client, refilled; 0: no limit */
-	int64_t request_burst;       /* requests a client may send at once */
-	int64_t offline_queue;       /* deliveries the broker queues per offline client (its
+	int64_t request_rate;          /* requests per second per client, refilled; 0: no limit */
+	int64_t request_burst;         /* requests a client may send at once */
+	int64_t offline_queue;         /* deliveries the broker queues per offline client (its
 	                                max_queued_messages); past it the user is told */
-	int64_t listen_backlog;      /* adapter: backlog for the broker's listeners; 0 leaves it */
-	bool bind_mqtt_username;     /* chat username must equal the MQTT username */
+	int64_t listen_backlog;  /* adapter: backlog for the broker's listeners; 0 leaves it */
+	bool bind_mqtt_username; /* chat username must equal the MQTT username */
 	enum chat_outside outside_chat;
 	char state_file[CHAT_PATH_MAX]; /* "" : chat state is not saved */
 };

@@ -10,7 +10,8 @@ cJSON *codec_members(const struct chat_group *group)
 	}
 	const struct chat_member *member;
 	for (member = group->members; member != NULL; member = member->hh_group.next) {
-		if (cJSON_AddStringToObject(members, member->user->id, member->user->username) == NULL) {
+		if (cJSON_AddStringToObject(members, member->user->id, member->user->username) ==
+			NULL) {
 			cJSON_Delete(members);
 			return NULL;
 		}
@@ -59,7 +60,8 @@ cJSON *codec_contacts(const struct chat *chat)
 	const struct chat_user *user;
 	for (user = chat->users_by_id; user != NULL; user = user->hh_id.next) {
 		cJSON *entry = cJSON_AddObjectToObject(person, user->id);
-		if (entry == NULL || cJSON_AddStringToObject(entry, user->id, user->username) == NULL) {
+		if (entry == NULL ||
+			cJSON_AddStringToObject(entry, user->id, user->username) == NULL) {
 			goto error;
 		}
 	}

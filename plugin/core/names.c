@@ -14,7 +14,7 @@
  * ICU's UTF-16 iteration macros (utf16.h) mix UChar32 and uint32_t inside; their conversions
  * are ICU's, not ours, so -Wsign-conversion is silenced around each use only.
  */
-#define ICU_MACRO_BEGIN                                                                      \
+#define ICU_MACRO_BEGIN                                                                            \
 	_Pragma("GCC diagnostic push") _Pragma("GCC diagnostic ignored \"-Wsign-conversion\"")
 #define ICU_MACRO_END _Pragma("GCC diagnostic pop")
 
@@ -88,8 +88,8 @@ static void set_reason(const char **reason, const char *text)
  * error name when ICU fails.
  */
 static enum chat_err to_nfc(const struct names *names, const char *name, size_t len,
-        UChar out16[NAME16_MAX], int32_t *len16, char out8[NAMES_NFC_SIZE], int32_t *len8,
-        const char **reason)
+	UChar out16[NAME16_MAX], int32_t *len16, char out8[NAMES_NFC_SIZE], int32_t *len8,
+	const char **reason)
 {
 	UErrorCode status = U_ZERO_ERROR;
 	UChar utf16[NAME16_MAX];
@@ -171,7 +171,7 @@ static const char *broken_rule(const UChar *s, int32_t len)
 	U16_PREV(s, 0, i, last);
 	ICU_MACRO_END
 	if (u_hasBinaryProperty(first, UCHAR_WHITE_SPACE) ||
-	        u_hasBinaryProperty(last, UCHAR_WHITE_SPACE)) {
+		u_hasBinaryProperty(last, UCHAR_WHITE_SPACE)) {
 		return "begins or ends with a space";
 	}
 	if (!graphic) {
@@ -181,7 +181,7 @@ static const char *broken_rule(const UChar *s, int32_t len)
 }
 
 enum chat_err names_normalize(const struct names *names, const char *name, size_t len, char *nfc,
-        size_t nfc_size, size_t *nfc_len, const char **reason)
+	size_t nfc_size, size_t *nfc_len, const char **reason)
 {
 	UChar nfc16[NAME16_MAX];
 	int32_t nfc16_len;
@@ -212,7 +212,7 @@ enum chat_err names_normalize(const struct names *names, const char *name, size_
 }
 
 enum chat_err names_key(const struct names *names, const char *name, size_t len, char *key,
-        size_t key_size, size_t *key_len)
+	size_t key_size, size_t *key_len)
 {
 	UErrorCode status = U_ZERO_ERROR;
 	UChar nfc16[NAME16_MAX];
@@ -231,21 +231,21 @@ enum chat_err names_key(const struct names *names, const char *name, size_t len,
 		return err;
 	}
 	folded_len =
-	        u_strFoldCase(folded, FOLD16_MAX, nfc16, nfc16_len, U_FOLD_CASE_DEFAULT, &status);
+		u_strFoldCase(folded, FOLD16_MAX, nfc16, nfc16_len, U_FOLD_CASE_DEFAULT, &status);
 	if (U_FAILURE(status)) {
 		return CHAT_ERR_INTERNAL;
 	}
 	/* The type argument has been ignored since ICU 58: there is one skeleton table. */
 	status = U_ZERO_ERROR;
-	skeleton_len = uspoof_getSkeleton(
-	        names->spoof, 0, folded, folded_len, skeleton, SKELETON16_MAX, &status);
+	skeleton_len = uspoof_getSkeleton(names->spoof, 0, folded, folded_len, skeleton,
+		SKELETON16_MAX, &status);
 	if (U_FAILURE(status)) {
 		return CHAT_ERR_INTERNAL;
 	}
 	status = U_ZERO_ERROR;
 	u_strToUTF8(utf8, (int32_t)sizeof utf8, &utf8_len, skeleton, skeleton_len, &status);
 	if (U_FAILURE(status) || status == U_STRING_NOT_TERMINATED_WARNING ||
-	        (size_t)utf8_len >= key_size) {
+		(size_t)utf8_len >= key_size) {
 		return CHAT_ERR_INTERNAL;
 	}
 	memcpy(key, utf8, (size_t)utf8_len + 1);

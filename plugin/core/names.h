@@ -73,7 +73,7 @@ void names_free(struct names *names);
  * NULL when the caller does not want it.
  */
 enum chat_err names_normalize(const struct names *names, const char *name, size_t len, char *nfc,
-        size_t nfc_size, size_t *nfc_len, const char **reason);
+	size_t nfc_size, size_t *nfc_len, const char **reason);
 
 /*
  * Writes the uniqueness key of `name` (`len` bytes, borrowed; normally the NFC form that
@@ -91,6 +91,6 @@ enum chat_err names_normalize(const struct names *names, const char *name, size_
  * `key` is written only on CHAT_OK.
  */
 enum chat_err names_key(const struct names *names, const char *name, size_t len, char *key,
-        size_t key_size, size_t *key_len);
+	size_t key_size, size_t *key_len);
 
 #endif

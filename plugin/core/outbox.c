@@ -7,13 +7,15 @@
 static enum chat_err deliver(struct chat *chat, struct chat_session *session, const char *kind,
 	const char *text, size_t len, bool reply)
 {
-	if (session->user != NULL && session->presence != PRESENCE_ONLINE && session->inbox_qos > 0) {
+	if (session->user != NULL && session->presence != PRESENCE_ONLINE &&
+		session->inbox_qos > 0) {
 		/*
 		 * The broker queues this for the away client, but silently drops what exceeds its
 		 * max_queued_messages; count, so the user can be told when it logs in again.
 		 */
 		session->queued++;
-		if (chat->config.offline_queue > 0 && session->queued > chat->config.offline_queue &&
+		if (chat->config.offline_queue > 0 &&
+			session->queued > chat->config.offline_queue &&
 			!(session->warned & WARN_QUEUE_FULL)) {
 			session->warned |= WARN_QUEUE_FULL;
 			log_printf(&chat->hooks, CHAT_LOG_WARNING,
@@ -32,7 +34,8 @@ static enum chat_err deliver(struct chat *chat, struct chat_session *session, co
 	 * delivery, queued ones included, admits only the user's own connection.
 	 */
 	const char *to = session->holder_ok || reply ? session->clientid : NULL;
-	int rc = chat->hooks.publish(chat->hooks.ctx, to, topic, text, len, session->inbox_qos, false);
+	int rc = chat->hooks.publish(chat->hooks.ctx, to, topic, text, len, session->inbox_qos,
+		false);
 	return rc == 0 ? CHAT_OK : CHAT_ERR_INTERNAL;
 }
 

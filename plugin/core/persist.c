@@ -85,8 +85,8 @@ static cJSON *render_state(const struct chat *chat, bool clean)
 	for (size_t i = 0; i < SAVED_COUNTERS; i++) {
 		const struct id_counter *c = counter_in(chat, &saved_counters[i]);
 		if (cJSON_AddNumberToObject(doc, saved_counters[i].next, (double)c->next) == NULL ||
-			cJSON_AddNumberToObject(doc, saved_counters[i].reserved, (double)c->reserved) ==
-				NULL) {
+			cJSON_AddNumberToObject(doc, saved_counters[i].reserved,
+				(double)c->reserved) == NULL) {
 			goto error;
 		}
 	}
@@ -101,7 +101,8 @@ static cJSON *render_state(const struct chat *chat, bool clean)
 		}
 		if (entry == NULL || cJSON_AddStringToObject(entry, "id", user->id) == NULL ||
 			cJSON_AddStringToObject(entry, "username", user->username) == NULL ||
-			(user->has_token && cJSON_AddStringToObject(entry, "token_hash", hash) == NULL) ||
+			(user->has_token &&
+				cJSON_AddStringToObject(entry, "token_hash", hash) == NULL) ||
 			(sessions = cJSON_AddArrayToObject(entry, "sessions")) == NULL) {
 			goto error;
 		}
@@ -109,8 +110,10 @@ static cJSON *render_state(const struct chat *chat, bool clean)
 		for (session = user->sessions; session != NULL; session = session->next_of_user) {
 			cJSON *item = cJSON_CreateObject();
 			if (item == NULL || !cJSON_AddItemToArray(sessions, item) ||
-				cJSON_AddStringToObject(item, "clientid", session->clientid) == NULL ||
-				cJSON_AddBoolToObject(item, "persistent", session->persistent) == NULL ||
+				cJSON_AddStringToObject(item, "clientid", session->clientid) ==
+					NULL ||
+				cJSON_AddBoolToObject(item, "persistent", session->persistent) ==
+					NULL ||
 				cJSON_AddNumberToObject(item, "qos", session->inbox_qos) == NULL) {
 				cJSON_Delete(item);
 				goto error;
@@ -204,8 +207,8 @@ enum chat_err persist_save(struct chat *chat, bool clean)
 		return CHAT_ERR_INTERNAL;
 	}
 	if (chat->persist.failing) {
-		log_printf(&chat->hooks, CHAT_LOG_NOTICE, "chat: the state file %s is written again",
-			chat->config.state_file);
+		log_printf(&chat->hooks, CHAT_LOG_NOTICE,
+			"chat: the state file %s is written again", chat->config.state_file);
 	}
 	chat->persist.failing = false;
 	chat->persist.dirty = false;
@@ -250,7 +253,8 @@ static bool bad(struct loader *ld, const char *what)
 static bool counter(const cJSON *doc, const char *name, uint64_t *out)
 {
 	const cJSON *item = cJSON_GetObjectItemCaseSensitive(doc, name);
-	if (!cJSON_IsNumber(item) || item->valuedouble < 1 || item->valuedouble > 9007199254740992.0 ||
+	if (!cJSON_IsNumber(item) || item->valuedouble < 1 ||
+		item->valuedouble > 9007199254740992.0 ||
 		item->valuedouble != (double)(uint64_t)item->valuedouble) {
 		return false;
 	}
@@ -272,7 +276,8 @@ static bool load_user(struct loader *ld, const cJSON *entry, int64_t now_ms)
 	const cJSON *sessions = cJSON_GetObjectItemCaseSensitive(entry, "sessions");
 	const char *token_hash = string_of(entry, "token_hash");
 	uint8_t hash[TOKENS_HASH_SIZE];
-	if (!ids_is_user(id) || username == NULL || !validate_username(username, strlen(username)) ||
+	if (!ids_is_user(id) || username == NULL ||
+		!validate_username(username, strlen(username)) ||
 		ids_number(id) >= chat->ids.user.next ||
 		(cJSON_GetObjectItemCaseSensitive(entry, "token_hash") != NULL &&
 			!tokens_hash_from_hex(token_hash, hash))) {
@@ -286,12 +291,12 @@ static bool load_user(struct loader *ld, const cJSON *entry, int64_t now_ms)
 	char nfc[NAMES_NFC_SIZE];
 	char key[NAMES_KEY_SIZE];
 	size_t len = 0, key_len = 0;
-	bool valid_name =
-		names_normalize(chat->names, username, strlen(username), nfc, sizeof nfc, &len, NULL) ==
-			CHAT_OK &&
+	bool valid_name = names_normalize(chat->names, username, strlen(username), nfc, sizeof nfc,
+				  &len, NULL) == CHAT_OK &&
 		len == strlen(username) && memcmp(nfc, username, len) == 0 &&
 		names_key(chat->names, nfc, len, key, sizeof key, &key_len) == CHAT_OK;
-	const struct chat_user *alike = valid_name ? state_user_find_by_key(chat, key, key_len) : NULL;
+	const struct chat_user *alike =
+		valid_name ? state_user_find_by_key(chat, key, key_len) : NULL;
 	bool look_alike = alike != NULL && strcmp(alike->username, username) != 0;
 	if (ld->version == 1 && (!valid_name || look_alike) && state_user_find(chat, id) == NULL) {
 		/*
@@ -300,8 +305,8 @@ static bool load_user(struct loader *ld, const cJSON *entry, int64_t now_ms)
 		 * in again under a name that passes today's rules.
 		 */
 		log_printf(&chat->hooks, CHAT_LOG_WARNING,
-			"chat: user %s of the version 1 state file is not restored: its name %s", id,
-			valid_name ? "looks like another user's" : "breaks the username rules");
+			"chat: user %s of the version 1 state file is not restored: its name %s",
+			id, valid_name ? "looks like another user's" : "breaks the username rules");
 		state_note_changed(chat, id);
 		return true;
 	}
@@ -324,8 +329,8 @@ static bool load_user(struct loader *ld, const cJSON *entry, int64_t now_ms)
 		const char *clientid = string_of(item, "clientid");
 		const cJSON *persistent = cJSON_GetObjectItemCaseSensitive(item, "persistent");
 		const cJSON *qos = cJSON_GetObjectItemCaseSensitive(item, "qos");
-		if (!validate_clientid(clientid) || !cJSON_IsBool(persistent) || !cJSON_IsNumber(qos) ||
-			qos->valuedouble < 0 || qos->valuedouble > 2 ||
+		if (!validate_clientid(clientid) || !cJSON_IsBool(persistent) ||
+			!cJSON_IsNumber(qos) || qos->valuedouble < 0 || qos->valuedouble > 2 ||
 			qos->valuedouble != (double)(int)qos->valuedouble) {
 			return bad(ld, "a session record is malformed");
 		}
@@ -392,7 +397,8 @@ static bool load_group(struct loader *ld, const cJSON *entry)
 		}
 		/* Members of clean sessions were not restored; the group goes on without them. */
 		struct chat_user *user = state_user_find(chat, member->valuestring);
-		if (user != NULL && state_member_find(group, user) == NULL && !state_member_add(chat, group, user)) {
+		if (user != NULL && state_member_find(group, user) == NULL &&
+			!state_member_add(chat, group, user)) {
 			return bad(ld, "out of memory");
 		}
 	}
@@ -537,7 +543,8 @@ bool persist_load(struct chat *chat, int64_t now_ms)
 	char *text = read_file(path, &len);
 	if (text == NULL) {
 		if (errno == ENOENT) {
-			log_printf(&chat->hooks, CHAT_LOG_NOTICE, "chat: no state file at %s yet; starting empty", path);
+			log_printf(&chat->hooks, CHAT_LOG_NOTICE,
+				"chat: no state file at %s yet; starting empty", path);
 			chat->persist.dirty = true;
 		} else {
 			set_aside(chat, strerror(errno));
@@ -553,7 +560,7 @@ bool persist_load(struct chat *chat, int64_t now_ms)
 	}
 	struct chat_stats stats;
 	state_stats(chat, &stats);
-	log_printf(&chat->hooks, CHAT_LOG_INFO, "chat: restored %zu users and %zu groups from %s", stats.users,
-		stats.groups, path);
+	log_printf(&chat->hooks, CHAT_LOG_INFO, "chat: restored %zu users and %zu groups from %s",
+		stats.users, stats.groups, path);
 	return true;
 }

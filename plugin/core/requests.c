@@ -31,8 +31,8 @@ struct request {
 	const struct chat_conn *conn;
 	struct chat_session *session;
 	enum request_kind kind;
-	const char *room;  /* the topic level after chat/msg/ (may be empty or hold '/') */
-	int64_t now_ms;    /* monotonic */
+	const char *room; /* the topic level after chat/msg/ (may be empty or hold '/') */
+	int64_t now_ms;   /* monotonic */
 	cJSON *root;
 	const char *detail; /* why the request failed, for the client */
 	char detail_buf[160];
@@ -83,7 +83,8 @@ static enum chat_err deliver_to_user(struct chat *chat, const struct chat_user *
 	enum chat_err rc = CHAT_OK;
 	struct chat_session *session;
 	for (session = user->sessions; session != NULL; session = session->next_of_user) {
-		if (session != except && outbox_deliver(chat, session, kind, text, len) != CHAT_OK) {
+		if (session != except &&
+			outbox_deliver(chat, session, kind, text, len) != CHAT_OK) {
 			rc = CHAT_ERR_INTERNAL;
 		}
 	}
@@ -105,7 +106,8 @@ static enum chat_err announce_group(struct chat *chat, const struct chat_group *
 	const struct chat_member *member;
 	for (member = group->members; member != NULL; member = member->hh_group.next) {
 		if ((only == NULL || member->user == only) &&
-			deliver_to_user(chat, member->user, NULL, "new_group", text, len) != CHAT_OK) {
+			deliver_to_user(chat, member->user, NULL, "new_group", text, len) !=
+				CHAT_OK) {
 			rc = CHAT_ERR_INTERNAL;
 		}
 	}
@@ -186,7 +188,8 @@ static enum chat_err join_held_user(struct request *req, struct chat_user *holde
 		 */
 		if (strcmp(holder->username, username) != 0) {
 			return failf(req, CHAT_ERR_USERNAME_TAKEN,
-				"the username '%s' is taken: it looks like '%s'", username, holder->username);
+				"the username '%s' is taken: it looks like '%s'", username,
+				holder->username);
 		}
 	} else {
 		const cJSON *token = field(req->root, "token");
@@ -195,10 +198,11 @@ static enum chat_err join_held_user(struct request *req, struct chat_user *holde
 			!tokens_hash(token->valuestring, strlen(token->valuestring), hash) ||
 			!tokens_equal(hash, holder->token_hash)) {
 			return strcmp(holder->username, username) == 0
-				? failf(req, CHAT_ERR_USERNAME_TAKEN, "the username '%s' is taken", username)
+				? failf(req, CHAT_ERR_USERNAME_TAKEN, "the username '%s' is taken",
+					  username)
 				: failf(req, CHAT_ERR_USERNAME_TAKEN,
-					  "the username '%s' is taken: it looks like '%s'", username,
-					  holder->username);
+					  "the username '%s' is taken: it looks like '%s'",
+					  username, holder->username);
 		}
 	}
 	if ((int64_t)holder->session_count < chat->config.max_sessions_per_user) {
@@ -214,8 +218,8 @@ static enum chat_err join_held_user(struct request *req, struct chat_user *holde
 	}
 	if (oldest == NULL) {
 		return failf(req, CHAT_ERR_LIMIT_EXCEEDED,
-			"'%s' is logged in from %lld client ids, all online, the most allowed", username,
-			(long long)chat->config.max_sessions_per_user);
+			"'%s' is logged in from %lld client ids, all online, the most allowed",
+			username, (long long)chat->config.max_sessions_per_user);
 	}
 	log_printf(&chat->hooks, CHAT_LOG_INFO,
 		"chat: user %s has %u sessions; its session %s, away longest, ends to make room",
@@ -239,7 +243,8 @@ static enum chat_err create_user(struct request *req, const char *username, size
 	}
 	char id[CHAT_ID_BUF];
 	ids_format_user(take_id(chat, &chat->ids.user), id);
-	struct chat_user *user = state_user_add(chat, req->session, id, username, len, key, key_len);
+	struct chat_user *user =
+		state_user_add(chat, req->session, id, username, len, key, key_len);
 	if (user == NULL) {
 		token[0] = '\0';
 		return fail(req, CHAT_ERR_INTERNAL, "out of memory");
@@ -279,16 +284,18 @@ static enum chat_err handle_login(struct request *req)
 	char key[NAMES_KEY_SIZE];
 	size_t len = 0, key_len = 0;
 	const char *reason = NULL;
-	enum chat_err err = names_normalize(chat->names, username, raw_len, nfc, sizeof nfc, &len,
-		&reason);
+	enum chat_err err =
+		names_normalize(chat->names, username, raw_len, nfc, sizeof nfc, &len, &reason);
 	if (err == CHAT_OK) {
 		err = names_key(chat->names, nfc, len, key, sizeof key, &key_len);
 	}
 	if (err != CHAT_OK) {
 		return failf(req, err, "this username %s",
-			err == CHAT_ERR_INVALID_USERNAME && reason != NULL ? reason : "cannot be checked");
+			err == CHAT_ERR_INVALID_USERNAME && reason != NULL ? reason
+									   : "cannot be checked");
 	}
-	if (chat->config.bind_mqtt_username && (len != raw_len || memcmp(nfc, username, len) != 0)) {
+	if (chat->config.bind_mqtt_username &&
+		(len != raw_len || memcmp(nfc, username, len) != 0)) {
 		return fail(req, CHAT_ERR_INVALID_USERNAME,
 			"with bind_mqtt_username the MQTT username must be in Unicode NFC");
 	}
@@ -304,7 +311,8 @@ static enum chat_err handle_login(struct request *req)
 	} else {
 		if (current != NULL && session->presence == PRESENCE_ONLINE) {
 			return failf(req, CHAT_ERR_ALREADY_LOGGED_IN,
-				"this connection is logged in as '%s'; log out first", current->username);
+				"this connection is logged in as '%s'; log out first",
+				current->username);
 		}
 		struct chat_user *holder = state_user_find_by_key(chat, key, key_len);
 		if (holder != NULL) {
@@ -373,7 +381,8 @@ static enum chat_err handle_message(struct request *req)
 
 	const cJSON *text = field(req->root, "message");
 	if (!cJSON_IsString(text) || text->valuestring[0] == '\0') {
-		return fail(req, CHAT_ERR_INVALID_MESSAGE, "field 'message' must be a non-empty string");
+		return fail(req, CHAT_ERR_INVALID_MESSAGE,
+			"field 'message' must be a non-empty string");
 	}
 	size_t text_len = strlen(text->valuestring);
 	if ((int64_t)text_len > chat->config.max_message_bytes) {
@@ -393,7 +402,8 @@ static enum chat_err handle_message(struct request *req)
 			return failf(req, CHAT_ERR_UNKNOWN_ROOM, "there is no group %s", room);
 		}
 		if (state_member_find(group, sender) == NULL) {
-			return failf(req, CHAT_ERR_NOT_A_MEMBER, "you are not a member of group %s", room);
+			return failf(req, CHAT_ERR_NOT_A_MEMBER, "you are not a member of group %s",
+				room);
 		}
 	} else if (ids_is_user(room)) {
 		peer = state_user_find(chat, room);
@@ -425,14 +435,15 @@ static enum chat_err handle_message(struct request *req)
 	if (peer != NULL) {
 		rc = deliver_to_user(chat, peer, NULL, "message", rendered, len);
 		if (peer != sender &&
-			deliver_to_user(chat, sender, req->session, "message", rendered, len) != CHAT_OK) {
+			deliver_to_user(chat, sender, req->session, "message", rendered, len) !=
+				CHAT_OK) {
 			rc = CHAT_ERR_INTERNAL;
 		}
 	} else {
 		const struct chat_member *member;
 		for (member = group->members; member != NULL; member = member->hh_group.next) {
-			if (deliver_to_user(chat, member->user, req->session, "message", rendered, len) !=
-				CHAT_OK) {
+			if (deliver_to_user(chat, member->user, req->session, "message", rendered,
+				    len) != CHAT_OK) {
 				rc = CHAT_ERR_INTERNAL;
 			}
 		}
@@ -475,7 +486,8 @@ static enum chat_err handle_create_group(struct request *req)
 		listed++;
 	}
 	if (at_group_limit(chat, sender)) {
-		return failf(req, CHAT_ERR_LIMIT_EXCEEDED, "you are already in %lld groups, the most allowed",
+		return failf(req, CHAT_ERR_LIMIT_EXCEEDED,
+			"you are already in %lld groups, the most allowed",
 			(long long)chat->config.max_groups_per_user);
 	}
 	if (chat->config.max_group_members > 0 && listed > chat->config.max_group_members) {
@@ -491,7 +503,8 @@ static enum chat_err handle_create_group(struct request *req)
 	}
 	cJSON_ArrayForEach(entry, members) {
 		struct chat_user *user = state_user_find(chat, entry->string);
-		if (state_member_find(group, user) == NULL && !state_member_add(chat, group, user)) {
+		if (state_member_find(group, user) == NULL &&
+			!state_member_add(chat, group, user)) {
 			goto nomem;
 		}
 	}
@@ -512,7 +525,8 @@ static struct chat_group *requested_group(struct request *req, enum chat_err *er
 		*err = CHAT_ERR_INVALID_REQUEST;
 		return NULL;
 	}
-	struct chat_group *group = ids_is_group(groupid) ? state_group_find(req->chat, groupid) : NULL;
+	struct chat_group *group =
+		ids_is_group(groupid) ? state_group_find(req->chat, groupid) : NULL;
 	if (group == NULL) {
 		*err = CHAT_ERR_UNKNOWN_ROOM;
 		req->detail = "there is no such group";
@@ -533,11 +547,12 @@ static enum chat_err handle_join_group(struct request *req)
 	}
 	int64_t max_members = req->chat->config.max_group_members;
 	if (max_members > 0 && (int64_t)group->member_count >= max_members) {
-		return failf(req, CHAT_ERR_LIMIT_EXCEEDED, "group %s is full (%lld members)", group->id,
-			(long long)max_members);
+		return failf(req, CHAT_ERR_LIMIT_EXCEEDED, "group %s is full (%lld members)",
+			group->id, (long long)max_members);
 	}
 	if (at_group_limit(req->chat, user)) {
-		return failf(req, CHAT_ERR_LIMIT_EXCEEDED, "you are already in %lld groups, the most allowed",
+		return failf(req, CHAT_ERR_LIMIT_EXCEEDED,
+			"you are already in %lld groups, the most allowed",
 			(long long)req->chat->config.max_groups_per_user);
 	}
 	if (!state_member_add(req->chat, group, user)) {
@@ -555,7 +570,8 @@ static enum chat_err handle_leave_group(struct request *req)
 	}
 	struct chat_member *member = state_member_find(group, req->session->user);
 	if (member == NULL) {
-		return failf(req, CHAT_ERR_NOT_A_MEMBER, "you are not a member of group %s", group->id);
+		return failf(req, CHAT_ERR_NOT_A_MEMBER, "you are not a member of group %s",
+			group->id);
 	}
 	state_member_remove(req->chat, member);
 	return CHAT_OK;
@@ -580,7 +596,8 @@ static enum chat_err identity_field(struct request *req, const char *name, const
 		return failf(req, CHAT_ERR_INVALID_REQUEST, "field '%s' must be a string", name);
 	}
 	if (strcmp(item->valuestring, expected) != 0) {
-		return failf(req, mismatch, "field '%s' does not name this connection's user", name);
+		return failf(req, mismatch, "field '%s' does not name this connection's user",
+			name);
 	}
 	return CHAT_OK;
 }
@@ -594,7 +611,8 @@ static enum chat_err dispatch(struct request *req, const char *payload, size_t l
 	if (len > limit) {
 		return req->kind == REQ_MESSAGE
 			? fail(req, CHAT_ERR_MESSAGE_TOO_LARGE, "the request is far too large")
-			: fail(req, CHAT_ERR_INVALID_REQUEST, "the request is larger than 65536 bytes");
+			: fail(req, CHAT_ERR_INVALID_REQUEST,
+				  "the request is larger than 65536 bytes");
 	}
 	/*
 	 * cJSON strings are NUL-terminated, so a NUL inside one would silently cut it short. The
@@ -617,7 +635,8 @@ static enum chat_err dispatch(struct request *req, const char *payload, size_t l
 	/* One JSON document and nothing after it but white space. */
 	for (const char *stop = payload + len; end < stop; end++) {
 		if (*end != ' ' && *end != '\t' && *end != '\n' && *end != '\r') {
-			return fail(req, CHAT_ERR_INVALID_REQUEST, "the payload has bytes after its JSON");
+			return fail(req, CHAT_ERR_INVALID_REQUEST,
+				"the payload has bytes after its JSON");
 		}
 	}
 	if (!cJSON_IsObject(req->root)) {
@@ -638,16 +657,19 @@ static enum chat_err dispatch(struct request *req, const char *payload, size_t l
 		if (user == NULL) {
 			return fail(req, CHAT_ERR_NOT_LOGGED_IN, "log in first");
 		}
-		enum chat_err err = identity_field(req, "sender", user->id, CHAT_ERR_SENDER_MISMATCH);
+		enum chat_err err =
+			identity_field(req, "sender", user->id, CHAT_ERR_SENDER_MISMATCH);
 		if (err == CHAT_OK) {
-			err = identity_field(req, "username", user->username, CHAT_ERR_USERNAME_MISMATCH);
+			err = identity_field(req, "username", user->username,
+				CHAT_ERR_USERNAME_MISMATCH);
 		}
 		if (err != CHAT_OK) {
 			return err;
 		}
 		/* Any request from a session that reconnected brings it back online. */
 		if (req->session->presence != PRESENCE_ONLINE) {
-			state_session_set_presence(req->chat, req->session, PRESENCE_ONLINE, 0, req->now_ms);
+			state_session_set_presence(req->chat, req->session, PRESENCE_ONLINE, 0,
+				req->now_ms);
 		}
 	}
 
@@ -700,7 +722,8 @@ enum chat_err chat_on_publish(struct chat *chat, const struct chat_conn *conn, c
 	}
 	req.session = state_session_get(chat, clientid);
 	if (req.session == NULL) {
-		log_printf(&chat->hooks, CHAT_LOG_ERR, "chat: out of memory for a request from %s", clientid);
+		log_printf(&chat->hooks, CHAT_LOG_ERR, "chat: out of memory for a request from %s",
+			clientid);
 		return CHAT_ERR_INTERNAL;
 	}
 	if (!req.session->valid_id) {
@@ -731,8 +754,10 @@ enum chat_err chat_on_publish(struct chat *chat, const struct chat_conn *conn, c
 				clientid, (long long)chat->config.request_rate);
 		}
 		req.session->warned |= WARN_BAD_REQUEST; /* the line above says it all */
-		err = failf(&req, CHAT_ERR_RATE_LIMITED, "at most %lld requests a second (bursts of %lld)",
-			(long long)chat->config.request_rate, (long long)chat->config.request_burst);
+		err = failf(&req, CHAT_ERR_RATE_LIMITED,
+			"at most %lld requests a second (bursts of %lld)",
+			(long long)chat->config.request_rate,
+			(long long)chat->config.request_burst);
 	} else {
 		err = dispatch(&req, payload != NULL ? payload : "", len);
 	}

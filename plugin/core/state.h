@@ -63,9 +63,9 @@ enum warn_kind {
 struct chat_member;
 
 struct chat_user {
-	UT_hash_handle hh_id;       /* chat->users_by_id, key id */
-	UT_hash_handle hh_name;     /* chat->users_by_name, key `key` */
-	const char *key;            /* the name's uniqueness key (names.h), inside this record */
+	UT_hash_handle hh_id;          /* chat->users_by_id, key id */
+	UT_hash_handle hh_name;        /* chat->users_by_name, key `key` */
+	const char *key;               /* the name's uniqueness key (names.h), inside this record */
 	struct chat_session *sessions; /* newest first, through session->next_of_user */
 	unsigned session_count;
 	unsigned online_count;      /* sessions in PRESENCE_ONLINE */
@@ -112,7 +112,7 @@ struct chat_session {
 	enum presence presence;   /* while it has a user */
 	int64_t offline_deadline; /* monotonic ms; the session ends when reached (0: never) */
 	int64_t offline_since;    /* monotonic ms it went away (to choose whom to make room for) */
-	int64_t expires_at;  /* monotonic ms when a user-less, disconnected session goes; 0 */
+	int64_t expires_at;       /* monotonic ms when a user-less, disconnected session goes; 0 */
 	bool disconnected;   /* its connection ended and nothing came from it since: a WRITE check
 	                        now is its will (docs/protocol.md §5.3) */
 	bool holder_ok;      /* with bind_mqtt_username: the connection that holds this client id
@@ -149,9 +149,9 @@ struct chat {
 
 	/* Changes (state.c records them; directory.c and persist.c read them on TICK). */
 	struct {
-		uint64_t count;          /* bumped by every change of a user, group or membership */
-		uint64_t sessions;       /* bumped when what is saved of a session changes */
-		struct changed_id *ids;  /* users and groups changed since directory.c took them */
+		uint64_t count;         /* bumped by every change of a user, group or membership */
+		uint64_t sessions;      /* bumped when what is saved of a session changes */
+		struct changed_id *ids; /* users and groups changed since directory.c took them */
 	} changes;
 
 	/* Ids (ids.c; requests.c takes them, persist.c reserves them). */
@@ -159,13 +159,13 @@ struct chat {
 
 	/* The retained directory (directory.c). */
 	struct {
-		uint64_t changes_seen;   /* changes.count the last flush saw */
-		bool contacts_dirty;     /* the chat/contacts snapshot is behind */
-		int64_t changed_at;      /* monotonic ms of the flush that saw the last change */
-		bool stale;              /* a change is waiting for the snapshot, ... */
-		int64_t stale_since;     /* ... since the flush that saw it (monotonic ms) */
-		uint64_t sweep_user;     /* restored: user ids below ids.user.next still to clear */
-		uint64_t sweep_group;    /* ... and group ids below ids.group.next */
+		uint64_t changes_seen; /* changes.count the last flush saw */
+		bool contacts_dirty;   /* the chat/contacts snapshot is behind */
+		int64_t changed_at;    /* monotonic ms of the flush that saw the last change */
+		bool stale;            /* a change is waiting for the snapshot, ... */
+		int64_t stale_since;   /* ... since the flush that saw it (monotonic ms) */
+		uint64_t sweep_user;   /* restored: user ids below ids.user.next still to clear */
+		uint64_t sweep_group;  /* ... and group ids below ids.group.next */
 	} directory;
 
 	/* The state file (persist.c). */

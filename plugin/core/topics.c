@@ -66,7 +66,8 @@ void topics_inbox(char buf[TOPICS_INBOX_MAX], const char *clientid, const char *
 
 void topics_directory(char buf[TOPICS_DIRECTORY_MAX], const char *id)
 {
-	snprintf(buf, TOPICS_DIRECTORY_MAX, ids_is_user(id) ? "chat/users/%s" : "chat/groups/%s", id);
+	snprintf(buf, TOPICS_DIRECTORY_MAX, ids_is_user(id) ? "chat/users/%s" : "chat/groups/%s",
+		id);
 }
 
 bool topics_is_directory(const char *topic)

@@ -107,8 +107,8 @@ static uint64_t proc_cpu_ns(int pid)
 	}
 	/* Fields after the command: state(3) ... utime(14) stime(15). */
 	unsigned long long utime = 0, stime = 0;
-	if (sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &utime, &stime) !=
-		2) {
+	if (sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &utime,
+		    &stime) != 2) {
 		return 0;
 	}
 	long hz = sysconf(_SC_CLK_TCK);
@@ -199,7 +199,8 @@ static void raise_nofile(uint64_t want)
 	if (rl.rlim_cur >= want) {
 		return;
 	}
-	struct rlimit up = { .rlim_cur = want, .rlim_max = rl.rlim_max < want ? want : rl.rlim_max };
+	struct rlimit up = { .rlim_cur = want,
+		.rlim_max = rl.rlim_max < want ? want : rl.rlim_max };
 	if (setrlimit(RLIMIT_NOFILE, &up) != 0) {
 		up.rlim_cur = rl.rlim_max;
 		up.rlim_max = rl.rlim_max;
@@ -229,8 +230,8 @@ struct options {
 	const char *dir_mode; /* storm: contacts | users */
 	uint32_t connect_window;
 	uint64_t rss_limit_kb;
-	int side;             /* storm, memory: which broker */
-	bool strict;          /* smoke: an incomplete storm is a failure */
+	int side;    /* storm, memory: which broker */
+	bool strict; /* smoke: an incomplete storm is a failure */
 };
 
 static struct options opt = {
@@ -256,15 +257,15 @@ struct side;
 struct client {
 	struct conn *conn;
 	struct side *side;
-	uint32_t index;          /* within its side */
-	uint32_t group, member;  /* its group and its position in it */
+	uint32_t index;         /* within its side */
+	uint32_t group, member; /* its group and its position in it */
 	bool connacked, logged_in, dir_complete, done, has_group;
-	uint8_t sub_qos;         /* QoS granted by the last SUBACK */
+	uint8_t sub_qos; /* QoS granted by the last SUBACK */
 	uint32_t pending_subacks, pending_pubacks;
 	uint64_t t_connack, t_login, t_dir, t_done;
 	uint64_t dir_msgs, dir_bytes;
-	uint32_t braces;         /* '{' counted in the snapshot being received */
-	uint32_t seen_count;     /* storm, users mode: distinct online users seen */
+	uint32_t braces;     /* '{' counted in the snapshot being received */
+	uint32_t seen_count; /* storm, users mode: distinct online users seen */
 	uint64_t *seen;
 	char clientid[16];
 	char username[16];
@@ -274,7 +275,7 @@ struct client {
 
 struct slot {
 	uint64_t sent;
-	uint64_t *seen;          /* members that received this message */
+	uint64_t *seen; /* members that received this message */
 	uint32_t seq, remaining, sender;
 	bool busy;
 };
@@ -284,9 +285,9 @@ struct group {
 	uint32_t rr, seq, inflight;
 	struct slot *slots;
 	uint32_t nslots;
-	uint32_t announced;      /* members that received new_group */
+	uint32_t announced; /* members that received new_group */
 	char gid[16];
-	char topic[40];          /* plain: the group's topic; plugin: chat/msg/<gid> */
+	char topic[40]; /* plain: the group's topic; plugin: chat/msg/<gid> */
 };
 
 struct side {
@@ -309,7 +310,7 @@ struct side {
 
 static struct loop L;
 static struct side sides[2];
-static struct client **by_tag;  /* conn->tag -> client */
+static struct client **by_tag; /* conn->tag -> client */
 static uint32_t ntags;
 static bool closing;
 
@@ -400,7 +401,8 @@ static const char *inbox_kind(const struct client *cl, const struct mqtt_publish
 {
 	size_t idlen = strlen(cl->clientid);
 	if (pub->topic_len < 11 + idlen + 2 || memcmp(pub->topic, "chat/inbox/", 11) != 0 ||
-		memcmp(pub->topic + 11, cl->clientid, idlen) != 0 || pub->topic[11 + idlen] != '/') {
+		memcmp(pub->topic + 11, cl->clientid, idlen) != 0 ||
+		pub->topic[11 + idlen] != '/') {
 		return NULL;
 	}
 	*klen = pub->topic_len - 12 - idlen;
@@ -456,8 +458,9 @@ static double percentile_us(const uint64_t *v, size_t n, double p)
 
 static size_t make_text(char *buf, uint32_t group, uint32_t slot, uint32_t seq, uint64_t t)
 {
-	int n = snprintf(buf, 64, "g=%06" PRIu32 " s=%03" PRIu32 " q=%010" PRIu32 " t=%020" PRIu64 "|",
-		group, slot, seq, t);
+	int n = snprintf(buf, 64,
+		"g=%06" PRIu32 " s=%03" PRIu32 " q=%010" PRIu32 " t=%020" PRIu64 "|", group, slot,
+		seq, t);
 	size_t len = opt.text_bytes;
 	memset(buf + n, 'x', len - (size_t)n);
 	buf[len] = '\0';
@@ -494,7 +497,8 @@ static void send_next(struct side *s, struct group *g, uint32_t si)
 			cl->uid, g->gid, text, ++s->plain_msg_id,
 			(long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000);
 	}
-	mqtt_publish(&L, cl->conn, g->topic, strlen(g->topic), payload, (size_t)plen, s->qos, false);
+	mqtt_publish(&L, cl->conn, g->topic, strlen(g->topic), payload, (size_t)plen, s->qos,
+		false);
 	if (s->qos > 0) {
 		cl->pending_pubacks++;
 	}
@@ -504,7 +508,8 @@ static void fanout_message(struct client *cl, const struct mqtt_publish *pub)
 {
 	struct side *s = cl->side;
 	if (pub->offset != 0 || pub->len != pub->total) {
-		fail("client %s: a message delivery of %zu bytes was split", cl->clientid, pub->total);
+		fail("client %s: a message delivery of %zu bytes was split", cl->clientid,
+			pub->total);
 		return;
 	}
 	const uint8_t *d = pub->data;
@@ -598,8 +603,8 @@ static void subscribe(struct client *cl, const char *filter, uint8_t options)
 static void subscribe_inbox(struct client *cl, uint8_t qos)
 {
 	char filter[64];
-	snprintf(filter, sizeof filter, "%s/inbox/%s/#", cl->side->kind == PLUGIN ? "chat" : "bench",
-		cl->clientid);
+	snprintf(filter, sizeof filter, "%s/inbox/%s/#",
+		cl->side->kind == PLUGIN ? "chat" : "bench", cl->clientid);
 	subscribe(cl, filter, qos);
 }
 
@@ -617,18 +622,22 @@ static void after_connack(struct client *cl)
 			subscribe_inbox(cl, s->qos);
 			plugin_login(cl);
 		} else {
-			subscribe(cl, s->groups[cl->group].topic, (uint8_t)(s->qos | MQTT_SUB_NO_LOCAL));
+			subscribe(cl, s->groups[cl->group].topic,
+				(uint8_t)(s->qos | MQTT_SUB_NO_LOCAL));
 		}
 		break;
 	case W_STORM:
 		subscribe_inbox(cl, 1);
 		if (s->kind == PLUGIN) {
-			subscribe(cl, strcmp(opt.dir_mode, "users") == 0 ? "chat/users/+" : "chat/contacts",
+			subscribe(cl,
+				strcmp(opt.dir_mode, "users") == 0 ? "chat/users/+"
+								   : "chat/contacts",
 				0);
 			plugin_login(cl);
 		} else {
 			char payload[64];
-			int n = snprintf(payload, sizeof payload, "{\"username\":\"%s\"}", cl->username);
+			int n = snprintf(payload, sizeof payload, "{\"username\":\"%s\"}",
+				cl->username);
 			mqtt_publish(&L, cl->conn, "bench/login", 11, payload, (size_t)n, 1, false);
 			cl->pending_pubacks++;
 		}
@@ -694,7 +703,8 @@ static void on_packet(struct loop *loop, struct conn *conn, uint8_t type, uint8_
 		}
 		for (size_t i = pos; i < len; i++) {
 			if (body[i] >= 0x80) {
-				fail("client %s: subscription refused (reason 0x%02x)", cl->clientid, body[i]);
+				fail("client %s: subscription refused (reason 0x%02x)",
+					cl->clientid, body[i]);
 				return;
 			}
 			cl->sub_qos = body[i];
@@ -746,8 +756,8 @@ static void handle_login_response(struct client *cl, const struct mqtt_publish *
 	char uid[16];
 	if (!json_string(pub->data, pub->len, "userid", uid, sizeof uid) || uid[0] == '\0' ||
 		uid[strlen(uid) - 1] != '0') {
-		fail("client %s: login-response without a user id: %.*s", cl->clientid, (int)pub->len,
-			(const char *)pub->data);
+		fail("client %s: login-response without a user id: %.*s", cl->clientid,
+			(int)pub->len, (const char *)pub->data);
 		return;
 	}
 	if (cl->logged_in) {
@@ -775,11 +785,12 @@ static void handle_new_group(struct client *cl, const struct mqtt_publish *pub)
 	}
 	size_t off = (size_t)(m - pub->data) + 10;
 	const uint8_t *end = memchr(pub->data + off, '}', pub->len - off);
-	size_t members = end == NULL ? 0 : count_byte(pub->data + off, (size_t)(end - pub->data) - off, ':');
+	size_t members =
+		end == NULL ? 0 : count_byte(pub->data + off, (size_t)(end - pub->data) - off, ':');
 	struct group *g = &s->groups[cl->group];
 	if (members != g->members) {
-		fail("client %s: new_group %s lists %zu members, expected %u", cl->clientid, gid, members,
-			g->members);
+		fail("client %s: new_group %s lists %zu members, expected %u", cl->clientid, gid,
+			members, g->members);
 		return;
 	}
 	if (g->gid[0] == '\0') {
@@ -805,9 +816,10 @@ static void handle_snapshot(struct client *cl, const struct mqtt_publish *pub)
 {
 	if (pub->offset == 0) {
 		cl->braces = 0;
-		if (pub->total > 0 && pub->len >= 11 && memcmp(pub->data, "{\"person\":{", 11) != 0) {
-			fail("chat/contacts does not start with {\"person\":{ : %.*s", (int)(pub->len < 80 ? pub->len : 80),
-				(const char *)pub->data);
+		if (pub->total > 0 && pub->len >= 11 &&
+			memcmp(pub->data, "{\"person\":{", 11) != 0) {
+			fail("chat/contacts does not start with {\"person\":{ : %.*s",
+				(int)(pub->len < 80 ? pub->len : 80), (const char *)pub->data);
 			return;
 		}
 	}
@@ -829,8 +841,8 @@ static void handle_snapshot(struct client *cl, const struct mqtt_publish *pub)
 	cl->dir_msgs++;
 	cl->dir_bytes += pub->total;
 	if (persons > cl->side->nclients) {
-		fail("client %s: chat/contacts lists %u users, only %u logged in", cl->clientid, persons,
-			cl->side->nclients);
+		fail("client %s: chat/contacts lists %u users, only %u logged in", cl->clientid,
+			persons, cl->side->nclients);
 		return;
 	}
 	if (persons == cl->side->nclients && !cl->dir_complete) {
@@ -854,8 +866,8 @@ static void handle_user_record(struct client *cl, const struct mqtt_publish *pub
 	bool ok = true;
 	uint64_t uid = parse_dec(pub->topic + 11, pub->topic_len - 11, &ok);
 	if (!ok || uid % 10 != 0 || uid / 10 == 0 || uid / 10 > cl->side->nclients) {
-		fail("client %s: a record of an unexpected user %.*s", cl->clientid, (int)pub->topic_len,
-			pub->topic);
+		fail("client %s: a record of an unexpected user %.*s", cl->clientid,
+			(int)pub->topic_len, pub->topic);
 		return;
 	}
 	if (memmem(pub->data, pub->len, "\"online\":true", 13) == NULL) {
@@ -964,8 +976,8 @@ static bool wait_for(const uint64_t *counter, uint64_t target, double timeout_s,
 	uint64_t deadline = deadline_after(timeout_s);
 	while (*counter < target && failure[0] == '\0') {
 		if (now_ns() >= deadline) {
-			fail("timed out after %.0f s waiting for %s (%" PRIu64 " of %" PRIu64 ")", timeout_s,
-				what, *counter, target);
+			fail("timed out after %.0f s waiting for %s (%" PRIu64 " of %" PRIu64 ")",
+				timeout_s, what, *counter, target);
 			return false;
 		}
 		if (loop_poll(&L, ms_until(deadline)) < 0) {
@@ -990,12 +1002,13 @@ static bool connect_side(struct side *s, uint32_t window, double timeout_s)
 	uint64_t deadline = deadline_after(timeout_s);
 	uint32_t next = 0;
 	while (n_connack < target && failure[0] == '\0') {
-		while (next < s->nclients && (window == 0 || connecting < window) && failure[0] == '\0') {
+		while (next < s->nclients && (window == 0 || connecting < window) &&
+			failure[0] == '\0') {
 			register_client(&s->clients[next++]);
 		}
 		if (now_ns() >= deadline) {
-			fail("timed out connecting %s clients (%u of %u opened)", side_names[s->kind], next,
-				s->nclients);
+			fail("timed out connecting %s clients (%u of %u opened)",
+				side_names[s->kind], next, s->nclients);
 			break;
 		}
 		loop_poll(&L, ms_until(deadline));
@@ -1085,7 +1098,8 @@ static bool fanout_setup(struct side *s)
 			}
 			len += (size_t)snprintf(payload + len, cap - len, "}}");
 			struct client *creator = &s->clients[gr->first];
-			mqtt_publish(&L, creator->conn, "chat/group/create", 17, payload, len, 1, false);
+			mqtt_publish(&L, creator->conn, "chat/group/create", 17, payload, len, 1,
+				false);
 			creator->pending_pubacks++;
 			free(payload);
 		}
@@ -1097,7 +1111,8 @@ static bool fanout_setup(struct side *s)
 		return false;
 	}
 	progress("%s: %u clients connected%s in %.2f s", side_names[s->kind], s->nclients,
-		s->kind == PLUGIN ? ", logged in and grouped" : " and subscribed", seconds(now_ns() - t0));
+		s->kind == PLUGIN ? ", logged in and grouped" : " and subscribed",
+		seconds(now_ns() - t0));
 	return true;
 }
 
@@ -1109,7 +1124,8 @@ static bool resubscribe(struct side *s, uint8_t qos)
 		if (s->kind == PLUGIN) {
 			subscribe_inbox(cl, qos);
 		} else {
-			subscribe(cl, s->groups[cl->group].topic, (uint8_t)(qos | MQTT_SUB_NO_LOCAL));
+			subscribe(cl, s->groups[cl->group].topic,
+				(uint8_t)(qos | MQTT_SUB_NO_LOCAL));
 		}
 	}
 	loop_flush(&L);
@@ -1153,7 +1169,8 @@ static bool fanout_phase(struct side *s, uint8_t qos, uint32_t w)
 			}
 			for (uint32_t i = gr->nslots; i < w; i++) {
 				memset(&gr->slots[i], 0, sizeof gr->slots[i]);
-				gr->slots[i].seen = calloc((gr->members + 63) / 64, sizeof(uint64_t));
+				gr->slots[i].seen =
+					calloc((gr->members + 63) / 64, sizeof(uint64_t));
 			}
 			gr->nslots = w;
 		}
@@ -1185,7 +1202,8 @@ static bool fanout_phase(struct side *s, uint8_t qos, uint32_t w)
 	uint64_t deadline = deadline_after(opt.drain);
 	while (inflight_total(s) > 0 && failure[0] == '\0') {
 		if (now_ns() >= deadline) {
-			fail("%s qos %u w %u: %" PRIu64 " messages still missing deliveries %.0f s after the "
+			fail("%s qos %u w %u: %" PRIu64
+			     " messages still missing deliveries %.0f s after the "
 			     "window",
 				side_names[s->kind], qos, w, inflight_total(s), opt.drain);
 			return false;
@@ -1202,7 +1220,8 @@ static bool fanout_phase(struct side *s, uint8_t qos, uint32_t w)
 	qsort(s->lat, s->lat_len, sizeof *s->lat, cmp_u64);
 	double rate = (double)s->window_deliveries / seconds(wall);
 	printf("RESULT fanout side=%s users=%u members=%u groups=%u qos=%u w=%u window_s=%.2f "
-	       "deliveries=%" PRIu64 " rate=%.0f msgs_per_s=%.0f p50_us=%.0f p99_us=%.0f max_us=%.0f "
+	       "deliveries=%" PRIu64
+	       " rate=%.0f msgs_per_s=%.0f p50_us=%.0f p99_us=%.0f max_us=%.0f "
 	       "gen_cpu=%.1f broker_cpu=%.1f total_messages=%" PRIu64 "\n",
 		side_names[s->kind], s->nclients, s->groups[0].members, s->ngroups, qos, w,
 		seconds(wall), s->window_deliveries, rate,
@@ -1250,7 +1269,8 @@ static int run_fanout(void)
 			if (opt.port[side] == 0) {
 				continue;
 			}
-			if (!fanout_phase(&sides[side], (uint8_t)opt.phase_qos[p], opt.phase_w[p])) {
+			if (!fanout_phase(&sides[side], (uint8_t)opt.phase_qos[p],
+				    opt.phase_w[p])) {
 				return EXIT_WRONG;
 			}
 		}
@@ -1362,7 +1382,8 @@ static int run_storm(void)
 		}
 		if (cl->connacked) {
 			connacked++;
-			max_connack = cl->t_connack - t0 > max_connack ? cl->t_connack - t0 : max_connack;
+			max_connack =
+				cl->t_connack - t0 > max_connack ? cl->t_connack - t0 : max_connack;
 		}
 		if (cl->logged_in) {
 			logged_in++;
@@ -1385,24 +1406,25 @@ static int run_storm(void)
 	printf("RESULT storm side=%s users=%u dir=%s window=%u status=%s complete=%u connected=%u "
 	       "logged_in=%u "
 	       "connect_s=%.3f login_s=%.3f done_s=%.3f elapsed_s=%.3f max_tcp_s=%.3f "
-	       "syn_retried=%u listen_overflows=%" PRIu64 " listen_drops=%" PRIu64 " snapshots=%" PRIu64
-	       " snapshots_mb=%.1f snapshot_last_bytes=%" PRIu64 " dir_msgs=%" PRIu64 " dir_mb=%.1f peak_rss_mb=%.1f "
+	       "syn_retried=%u listen_overflows=%" PRIu64 " listen_drops=%" PRIu64
+	       " snapshots=%" PRIu64 " snapshots_mb=%.1f snapshot_last_bytes=%" PRIu64
+	       " dir_msgs=%" PRIu64 " dir_mb=%.1f peak_rss_mb=%.1f "
 	       "gen_cpu=%.1f broker_cpu=%.1f\n",
 		side_names[s->kind], s->nclients, s->kind == PLUGIN ? opt.dir_mode : "-",
-		opt.connect_window, status, complete, connacked, logged_in, connacked == s->nclients ? seconds(max_connack) : -1.0,
+		opt.connect_window, status, complete, connacked, logged_in,
+		connacked == s->nclients ? seconds(max_connack) : -1.0,
 		s->kind == PLUGIN && logged_in == s->nclients ? seconds(max_login) : -1.0,
 		ok ? seconds(max_done) : -1.0, seconds(wall), seconds(max_tcp), slow_connects,
-		ov1 - ov0, dr1 - dr0, snapshots_seen,
-		(double)snapshot_bytes_seen / 1048576.0, snapshot_last, dir_msgs,
-		(double)dir_bytes / 1048576.0, (double)peak_rss / 1024.0, pct(b.self - a.self, wall),
-		pct(b.broker - a.broker, wall));
+		ov1 - ov0, dr1 - dr0, snapshots_seen, (double)snapshot_bytes_seen / 1048576.0,
+		snapshot_last, dir_msgs, (double)dir_bytes / 1048576.0, (double)peak_rss / 1024.0,
+		pct(b.self - a.self, wall), pct(b.broker - a.broker, wall));
 	fflush(stdout);
 	progress("storm %-6s U=%-5u %s%s: connected %.2f s, logged in %.2f s, done %.2f s; %" PRIu64
 		 " snapshots, %.0f MB of directory delivered; generator %.0f%%, broker %.0f%% CPU",
 		side_names[s->kind], s->nclients, opt.connect_window ? "paced " : "", status,
-		seconds(max_connack), seconds(max_login),
-		ok ? seconds(max_done) : -1.0, snapshots_seen, (double)dir_bytes / 1048576.0,
-		pct(b.self - a.self, wall), pct(b.broker - a.broker, wall));
+		seconds(max_connack), seconds(max_login), ok ? seconds(max_done) : -1.0,
+		snapshots_seen, (double)dir_bytes / 1048576.0, pct(b.self - a.self, wall),
+		pct(b.broker - a.broker, wall));
 	return 0;
 }
 
@@ -1437,7 +1459,8 @@ static int run_memory(void)
 	opt.port[opt.side] = opt.port[PLUGIN] ? opt.port[PLUGIN] : opt.port[PLAIN];
 	opt.pid[opt.side] = opt.pid[PLUGIN] ? opt.pid[PLUGIN] : opt.pid[PLAIN];
 	if (opt.groups == 0 || opt.users % opt.groups != 0 || opt.users / opt.groups < 2) {
-		fprintf(stderr, "memory: users must be a multiple of groups, at least 2 per group\n");
+		fprintf(stderr,
+			"memory: users must be a multiple of groups, at least 2 per group\n");
 		return EXIT_USAGE;
 	}
 	raise_nofile((uint64_t)opt.users + 64);
@@ -1460,7 +1483,8 @@ static int run_memory(void)
 			plugin_login(cl);
 		} else {
 			char payload[64];
-			int n = snprintf(payload, sizeof payload, "{\"username\":\"%s\"}", cl->username);
+			int n = snprintf(payload, sizeof payload, "{\"username\":\"%s\"}",
+				cl->username);
 			mqtt_publish(&L, cl->conn, "bench/login", 11, payload, (size_t)n, 1, false);
 			cl->pending_pubacks++;
 		}
@@ -1480,12 +1504,13 @@ static int run_memory(void)
 			size_t len = (size_t)snprintf(payload, sizeof payload, "{\"member\":{");
 			for (uint32_t m = 1; m < gr->members && len < sizeof payload - 64; m++) {
 				const struct client *cl = &s->clients[gr->first + m];
-				len += (size_t)snprintf(payload + len, sizeof payload - len, "%s\"%s\":\"%s\"",
-					m > 1 ? "," : "", cl->uid, cl->username);
+				len += (size_t)snprintf(payload + len, sizeof payload - len,
+					"%s\"%s\":\"%s\"", m > 1 ? "," : "", cl->uid, cl->username);
 			}
 			len += (size_t)snprintf(payload + len, sizeof payload - len, "}}");
 			struct client *creator = &s->clients[gr->first];
-			mqtt_publish(&L, creator->conn, "chat/group/create", 17, payload, len, 1, false);
+			mqtt_publish(&L, creator->conn, "chat/group/create", 17, payload, len, 1,
+				false);
 			creator->pending_pubacks++;
 		}
 		loop_flush(&L);
@@ -1603,7 +1628,8 @@ static bool parse_phases(const char *s)
 		}
 		*colon = '\0';
 		uint32_t q, w;
-		if (!parse_u32(tok, &q) || !parse_u32(colon + 1, &w) || q > 1 || w == 0 || w > 999) {
+		if (!parse_u32(tok, &q) || !parse_u32(colon + 1, &w) || q > 1 || w == 0 ||
+			w > 999) {
 			return false;
 		}
 		opt.phase_qos[opt.phases] = q;

@@ -489,8 +489,8 @@ static size_t parse(struct loop *loop, struct conn *conn, const uint8_t *buf, si
 			break;
 		}
 		struct mqtt_publish pub;
-		size_t vh = publish_header(conn, (uint8_t)(b0 & 15u), buf + pos + hdr, have - pos - hdr,
-			rl, &pub);
+		size_t vh = publish_header(conn, (uint8_t)(b0 & 15u), buf + pos + hdr,
+			have - pos - hdr, rl, &pub);
 		if (vh == SIZE_MAX || pub.topic_len >= LOOP_TOPIC_MAX) {
 			fail_conn(loop, conn, "malformed large PUBLISH");
 			break;

@@ -59,15 +59,15 @@ struct loop;
 
 struct conn {
 	int fd;
-	uint32_t tag;            /* the workload's index of this client */
-	uint8_t version;         /* 4 (MQTT 3.1.1) or 5 */
-	bool established;        /* the TCP handshake completed */
+	uint32_t tag;     /* the workload's index of this client */
+	uint8_t version;  /* 4 (MQTT 3.1.1) or 5 */
+	bool established; /* the TCP handshake completed */
 	bool closed;
-	bool dirty;              /* in the loop's flush list */
-	bool want_out;           /* EPOLLOUT registered */
+	bool dirty;    /* in the loop's flush list */
+	bool want_out; /* EPOLLOUT registered */
 	uint16_t next_pid;
-	uint64_t t_open;         /* ns (monotonic) when connect() was called */
-	uint64_t t_established;  /* ns when the socket became writable */
+	uint64_t t_open;        /* ns (monotonic) when connect() was called */
+	uint64_t t_established; /* ns when the socket became writable */
 
 	/* A partial packet carried over to the next read, and a streamed PUBLISH in progress. */
 	uint8_t *carry;
@@ -97,7 +97,7 @@ struct loop_handlers {
 struct loop {
 	int epfd;
 	struct loop_handlers handlers;
-	uint64_t now;            /* ns, refreshed after every epoll_wait and recv */
+	uint64_t now; /* ns, refreshed after every epoll_wait and recv */
 	uint8_t *rbuf;
 	size_t rbuf_size;
 	struct conn **dirty;
@@ -123,8 +123,7 @@ void conn_free(struct conn *conn);
 /* Encoders: append one packet to the connection's output (sent at the end of the loop pass). */
 void mqtt_connect(struct loop *loop, struct conn *conn, const char *clientid, uint8_t version,
 	bool clean, uint16_t keepalive);
-uint16_t mqtt_subscribe(struct loop *loop, struct conn *conn, const char *filter,
-	uint8_t options);
+uint16_t mqtt_subscribe(struct loop *loop, struct conn *conn, const char *filter, uint8_t options);
 /* Returns the packet id used (0 for QoS 0). */
 uint16_t mqtt_publish(struct loop *loop, struct conn *conn, const char *topic, size_t topic_len,
 	const void *payload, size_t len, uint8_t qos, bool retain);

@@ -21,10 +21,25 @@
 
 static const char *const clients[] = { "a", "b", "c", "d", "a+b", "$x", "" };
 static const char *const topics[] = {
-	"chat/login", "chat/logout", "chat/msg/10", "chat/msg/20", "chat/msg/30", "chat/msg/11",
-	"chat/msg/21", "chat/msg/", "chat/msg/a/b", "chat/group/create", "chat/group/join",
-	"chat/group/leave", "chat/contacts", "chat/inbox/a/message", "#", "chat/#",
-	"chat/inbox/+/error", "chat/users/10", "sensors/x",
+	"chat/login",
+	"chat/logout",
+	"chat/msg/10",
+	"chat/msg/20",
+	"chat/msg/30",
+	"chat/msg/11",
+	"chat/msg/21",
+	"chat/msg/",
+	"chat/msg/a/b",
+	"chat/group/create",
+	"chat/group/join",
+	"chat/group/leave",
+	"chat/contacts",
+	"chat/inbox/a/message",
+	"#",
+	"chat/#",
+	"chat/inbox/+/error",
+	"chat/users/10",
+	"sensors/x",
 };
 #define COUNT(a) (sizeof(a) / sizeof((a)[0]))
 
@@ -56,8 +71,6 @@ static int check_publish(void *ctx, const char *clientid, const char *topic, con
 	return 0;
 }
 
-
-
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -68,7 +81,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	config.outside_chat = CHAT_OUTSIDE_ALLOW;
 	config.reconnect_grace_s = 1;
 	config.offline_expiry_s = 2;
-	struct chat_hooks hooks = { .publish = check_publish, .log = ignore_log, .wall_ms = fixed_wall };
+	struct chat_hooks hooks = { .publish = check_publish,
+		.log = ignore_log,
+		.wall_ms = fixed_wall };
 	struct chat *chat = NULL;
 	if (chat_new(&config, &hooks, &chat) != CHAT_OK) {
 		return 0;
@@ -91,7 +106,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			case 2:
 			case 3: {
 				struct chat_conn conn = { .clientid = *client ? client : NULL,
-					.username = client, .clean = (data[0] & 0x10) != 0 };
+					.username = client,
+					.clean = (data[0] & 0x10) != 0 };
 				chat_on_publish(chat, &conn, topic, payload, payload_len, now);
 				break;
 			}

@@ -26,15 +26,15 @@ static int ignore_publish(void *ctx, const char *clientid, const char *topic, co
 	return 0;
 }
 
-
-
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static struct chat *new_core(void)
 {
 	struct chat_config config;
 	chat_config_defaults(&config);
-	struct chat_hooks hooks = { .publish = ignore_publish, .log = ignore_log, .wall_ms = fixed_wall };
+	struct chat_hooks hooks = { .publish = ignore_publish,
+		.log = ignore_log,
+		.wall_ms = fixed_wall };
 	struct chat *chat = NULL;
 	return chat_new(&config, &hooks, &chat) == CHAT_OK ? chat : NULL;
 }

@@ -35,37 +35,36 @@ static int check_failures;
 static int check_count;
 static const char *check_case_name = "(no case)";
 
-#define CHECK(cond)                                                                          \
-	do {                                                                                 \
-		check_count++;                                                               \
-		if (!(cond)) {                                                               \
-			check_failures++;                                                    \
-			fprintf(stderr, "%s:%d: [%s] expected %s\n", __FILE__, __LINE__,     \
-				check_case_name, #cond);                                     \
-		}                                                                            \
+#define CHECK(cond)                                                                                \
+	do {                                                                                       \
+		check_count++;                                                                     \
+		if (!(cond)) {                                                                     \
+			check_failures++;                                                          \
+			fprintf(stderr, "%s:%d: [%s] expected %s\n", __FILE__, __LINE__,           \
+				check_case_name, #cond);                                           \
+		}                                                                                  \
 	} while (0)
 
-#define CHECK_INT(expected, actual)                                                          \
-	do {                                                                                 \
-		long long e_ = (long long)(expected), a_ = (long long)(actual);              \
-		check_count++;                                                               \
-		if (e_ != a_) {                                                              \
-			check_failures++;                                                    \
-			fprintf(stderr, "%s:%d: [%s] %s: expected %lld, got %lld\n",         \
-				__FILE__, __LINE__, check_case_name, #actual, e_, a_);       \
-		}                                                                            \
+#define CHECK_INT(expected, actual)                                                                \
+	do {                                                                                       \
+		long long e_ = (long long)(expected), a_ = (long long)(actual);                    \
+		check_count++;                                                                     \
+		if (e_ != a_) {                                                                    \
+			check_failures++;                                                          \
+			fprintf(stderr, "%s:%d: [%s] %s: expected %lld, got %lld\n", __FILE__,     \
+				__LINE__, check_case_name, #actual, e_, a_);                       \
+		}                                                                                  \
 	} while (0)
 
-#define CHECK_STR(expected, actual)                                                          \
-	do {                                                                                 \
-		const char *e_ = (expected), *a_ = (actual);                                 \
-		check_count++;                                                               \
-		if (a_ == NULL || strcmp(e_, a_) != 0) {                                     \
-			check_failures++;                                                    \
-			fprintf(stderr, "%s:%d: [%s] %s: expected \"%s\", got \"%s\"\n",     \
-				__FILE__, __LINE__, check_case_name, #actual, e_,            \
-				a_ ? a_ : "(null)");                                         \
-		}                                                                            \
+#define CHECK_STR(expected, actual)                                                                \
+	do {                                                                                       \
+		const char *e_ = (expected), *a_ = (actual);                                       \
+		check_count++;                                                                     \
+		if (a_ == NULL || strcmp(e_, a_) != 0) {                                           \
+			check_failures++;                                                          \
+			fprintf(stderr, "%s:%d: [%s] %s: expected \"%s\", got \"%s\"\n", __FILE__, \
+				__LINE__, check_case_name, #actual, e_, a_ ? a_ : "(null)");       \
+		}                                                                                  \
 	} while (0)
 
 struct check_case {
@@ -91,13 +90,13 @@ static inline void check_register(struct check_case *c)
  * Declares the case `name` (snake_case; it becomes part of the ctest name) and registers it.
  * Two cases with one name do not compile.
  */
-#define TEST_CASE(name)                                                                      \
-	static void check_case_##name(void);                                                 \
-	__attribute__((constructor)) static void check_register_##name(void)                 \
-	{                                                                                    \
-		static struct check_case c = { #name, check_case_##name, __LINE__, NULL };   \
-		check_register(&c);                                                          \
-	}                                                                                    \
+#define TEST_CASE(name)                                                                            \
+	static void check_case_##name(void);                                                       \
+	__attribute__((constructor)) static void check_register_##name(void)                       \
+	{                                                                                          \
+		static struct check_case c = { #name, check_case_##name, __LINE__, NULL };         \
+		check_register(&c);                                                                \
+	}                                                                                          \
 	static void check_case_##name(void)
 
 static inline struct check_case *check_find(const char *name)
@@ -125,8 +124,8 @@ static inline void check_run(struct check_case *c, int (*setup)(void), void (*te
 		}
 	}
 	if (check_failures > failures) {
-		fprintf(stderr, "FAIL %s: %d of %d checks failed\n", c->name, check_failures - failures,
-			check_count - count);
+		fprintf(stderr, "FAIL %s: %d of %d checks failed\n", c->name,
+			check_failures - failures, check_count - count);
 	}
 	check_case_name = "(no case)";
 }
@@ -152,8 +151,9 @@ static inline int check_main(const char *name, int argc, char **argv, int (*setu
 	}
 	for (int i = 1; i < argc; i++) {
 		if (check_find(argv[i]) == NULL) {
-			fprintf(stderr, "%s: no case \"%s\". Usage: %s [--list | CASE...]. Cases:\n",
-				name, argv[i], argv[0]);
+			fprintf(stderr,
+				"%s: no case \"%s\". Usage: %s [--list | CASE...]. Cases:\n", name,
+				argv[i], argv[0]);
 			for (struct check_case *c = check_cases; c != NULL; c = c->next) {
 				fprintf(stderr, "  %s\n", c->name);
 			}
@@ -176,10 +176,10 @@ static inline int check_main(const char *name, int argc, char **argv, int (*setu
 #define CHECK_MAIN(name) CHECK_MAIN_FIXTURE(name, NULL, NULL)
 
 /* The same, with set-up (returns 0 on success) and tear-down functions run around every case. */
-#define CHECK_MAIN_FIXTURE(name, setup, teardown)                                            \
-	int main(int argc, char **argv)                                                      \
-	{                                                                                    \
-		return check_main(name, argc, argv, setup, teardown);                        \
+#define CHECK_MAIN_FIXTURE(name, setup, teardown)                                                  \
+	int main(int argc, char **argv)                                                            \
+	{                                                                                          \
+		return check_main(name, argc, argv, setup, teardown);                              \
 	}
 
 #endif

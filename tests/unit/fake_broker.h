@@ -31,16 +31,16 @@ struct fake_broker {
 	struct fake_publish sent[FAKE_MAX];
 	size_t count;
 	int64_t wall;
-	int fail_publish; /* non-zero: the publish hook fails */
-	int fail_count;          /* the next this many publishes fail, then they work again; */
-	const char *fail_topic;  /* ... only those on this topic, when it is set */
+	int fail_publish;       /* non-zero: the publish hook fails */
+	int fail_count;         /* the next this many publishes fail, then they work again; */
+	const char *fail_topic; /* ... only those on this topic, when it is set */
 	int logs;
 	enum chat_log_level last_level; /* the last line logged */
 	char last_log[512];
 };
 
-static inline int fake_publish(void *ctx, const char *clientid, const char *topic, const void *payload,
-	size_t len, int qos, bool retain)
+static inline int fake_publish(void *ctx, const char *clientid, const char *topic,
+	const void *payload, size_t len, int qos, bool retain)
 {
 	struct fake_broker *fb = ctx;
 	if (fb->fail_publish || fb->count == FAKE_MAX) {
@@ -134,10 +134,14 @@ static inline struct chat *fake_chat(struct fake_broker *fb, const struct chat_c
 		defaults = *config;
 	}
 	if (defaults.outside_chat == CHAT_OUTSIDE_UNSET) {
-		defaults.outside_chat = CHAT_OUTSIDE_ALLOW; /* what the README's configurations set */
+		defaults.outside_chat =
+			CHAT_OUTSIDE_ALLOW; /* what the README's configurations set */
 	}
 	struct chat_hooks hooks = {
-		.ctx = fb, .publish = fake_publish, .log = fake_log, .wall_ms = fake_wall,
+		.ctx = fb,
+		.publish = fake_publish,
+		.log = fake_log,
+		.wall_ms = fake_wall,
 	};
 	fake_clear(fb); /* what an earlier core in this test published */
 	memset(fb, 0, sizeof *fb);
@@ -150,7 +154,8 @@ static inline struct chat *fake_chat(struct fake_broker *fb, const struct chat_c
 }
 
 /* Publishes a request from `clientid` with a NUL-terminated payload. */
-static inline void req(struct chat *chat, const char *clientid, const char *topic, const char *payload)
+static inline void req(struct chat *chat, const char *clientid, const char *topic,
+	const char *payload)
 {
 	struct chat_conn conn = { .clientid = clientid, .username = clientid, .clean = true };
 	chat_on_publish(chat, &conn, topic, payload, strlen(payload), 0);

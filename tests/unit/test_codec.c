@@ -32,8 +32,9 @@ static struct chat_user *add_user(struct chat *chat, const char *clientid, const
 	const char *username)
 {
 	struct chat_session *session = state_session_get(chat, clientid);
-	struct chat_user *user =
-		session ? state_user_add(chat, session, id, username, strlen(username), username, strlen(username)) : NULL;
+	struct chat_user *user = session ? state_user_add(chat, session, id, username,
+						   strlen(username), username, strlen(username))
+					 : NULL;
 	if (user == NULL) {
 		abort();
 	}
@@ -53,7 +54,8 @@ TEST_CASE(message)
 
 TEST_CASE(error)
 {
-	CHECK_STR("{\"action\":\"join_group\",\"error\":\"unknown_room\",\"detail\":\"no group 31\"}",
+	CHECK_STR(
+		"{\"action\":\"join_group\",\"error\":\"unknown_room\",\"detail\":\"no group 31\"}",
 		render(codec_error("join_group", "unknown_room", "no group 31")));
 }
 
@@ -63,7 +65,8 @@ TEST_CASE(login_success_with_and_without_dropped)
 	struct chat_user *alice = add_user(chat, "a", "10", "alice");
 	CHECK_STR("{\"result\":\"success\",\"userid\":\"10\",\"username\":\"alice\"}",
 		render(codec_login_success(alice, 0, NULL)));
-	CHECK_STR("{\"result\":\"success\",\"userid\":\"10\",\"username\":\"alice\",\"dropped\":42}",
+	CHECK_STR(
+		"{\"result\":\"success\",\"userid\":\"10\",\"username\":\"alice\",\"dropped\":42}",
 		render(codec_login_success(alice, 42, NULL)));
 	chat_free(chat);
 }
@@ -99,14 +102,17 @@ TEST_CASE(group_members_in_joining_order)
 	CHECK(state_member_add(chat, group, carol));
 	CHECK(state_member_add(chat, group, alice));
 	CHECK(state_member_add(chat, group, bob));
-	CHECK_STR("{\"groupid\":\"11\",\"member\":{\"30\":\"carol\",\"10\":\"alice\",\"20\":\"bob\"}}",
+	CHECK_STR(
+		"{\"groupid\":\"11\",\"member\":{\"30\":\"carol\",\"10\":\"alice\",\"20\":\"bob\"}}",
 		render(codec_group(group)));
-	CHECK_STR("{\"30\":\"carol\",\"10\":\"alice\",\"20\":\"bob\"}", render(codec_members(group)));
+	CHECK_STR("{\"30\":\"carol\",\"10\":\"alice\",\"20\":\"bob\"}",
+		render(codec_members(group)));
 
 	/* Leaving and joining again puts a member last. */
 	state_member_remove(chat, state_member_find(group, alice));
 	CHECK(state_member_add(chat, group, alice));
-	CHECK_STR("{\"groupid\":\"11\",\"member\":{\"30\":\"carol\",\"20\":\"bob\",\"10\":\"alice\"}}",
+	CHECK_STR(
+		"{\"groupid\":\"11\",\"member\":{\"30\":\"carol\",\"20\":\"bob\",\"10\":\"alice\"}}",
 		render(codec_group(group)));
 	chat_free(chat);
 }

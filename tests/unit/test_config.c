@@ -12,11 +12,12 @@ TEST_CASE(defaults)
 	CHECK_INT(CHAT_OUTSIDE_UNSET, c.outside_chat);
 	char buf[512];
 	chat_config_describe(&c, buf, sizeof buf);
-	CHECK_STR("max_message_bytes=8192 offline_expiry=86400 reconnect_grace=60 "
-		  "max_groups_per_user=500 max_group_members=1000 max_sessions_per_user=10 "
-		  "request_rate=50 request_burst=1000 "
-		  "offline_queue=1000 listen_backlog=0 bind_mqtt_username=false outside_chat=(unset) "
-		  "state_file=(none)",
+	CHECK_STR(
+		"max_message_bytes=8192 offline_expiry=86400 reconnect_grace=60 "
+		"max_groups_per_user=500 max_group_members=1000 max_sessions_per_user=10 "
+		"request_rate=50 request_burst=1000 "
+		"offline_queue=1000 listen_backlog=0 bind_mqtt_username=false outside_chat=(unset) "
+		"state_file=(none)",
 		buf);
 }
 
@@ -51,7 +52,8 @@ TEST_CASE(valid_values)
 	CHECK(c.bind_mqtt_username);
 	CHECK_INT(CHAT_OK, chat_config_set(&c, "request_rate", "0", err, sizeof err));
 	CHECK_INT(0, c.request_rate);
-	CHECK_INT(CHAT_OK, chat_config_set(&c, "state_file", "/var/lib/chat.json ", err, sizeof err));
+	CHECK_INT(CHAT_OK,
+		chat_config_set(&c, "state_file", "/var/lib/chat.json ", err, sizeof err));
 	CHECK_STR("/var/lib/chat.json", c.state_file);
 }
 
@@ -61,16 +63,24 @@ TEST_CASE(refused_values)
 	char err[256];
 	chat_config_defaults(&c);
 	const char *bad[][2] = {
-		{ "max_message_bytes", "abc" }, { "max_message_bytes", "0" },
-		{ "max_message_bytes", "-5" }, { "max_message_bytes", "12k" },
-		{ "max_message_bytes", "99999999999999999999" }, { "offline_expiry", "" },
-		{ "reconnect_grace", "0" }, { "outside_chat", "deny" }, { "outside_chat", "Allow" },
-		{ "max_mesage_bytes", "100" }, { "bind_mqtt_username", "yes" },
-		{ "state_file", "relative/path" }, { "request_burst", "0" },
+		{ "max_message_bytes", "abc" },
+		{ "max_message_bytes", "0" },
+		{ "max_message_bytes", "-5" },
+		{ "max_message_bytes", "12k" },
+		{ "max_message_bytes", "99999999999999999999" },
+		{ "offline_expiry", "" },
+		{ "reconnect_grace", "0" },
+		{ "outside_chat", "deny" },
+		{ "outside_chat", "Allow" },
+		{ "max_mesage_bytes", "100" },
+		{ "bind_mqtt_username", "yes" },
+		{ "state_file", "relative/path" },
+		{ "request_burst", "0" },
 	};
 	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
 		err[0] = '\0';
-		CHECK_INT(CHAT_ERR_BAD_OPTION, chat_config_set(&c, bad[i][0], bad[i][1], err, sizeof err));
+		CHECK_INT(CHAT_ERR_BAD_OPTION,
+			chat_config_set(&c, bad[i][0], bad[i][1], err, sizeof err));
 		CHECK(strstr(err, bad[i][0]) != NULL);
 	}
 	CHECK_INT(8192, c.max_message_bytes);

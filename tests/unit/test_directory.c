@@ -19,7 +19,9 @@ static void add_users(struct chat *chat, unsigned first, unsigned count)
 		snprintf(name, sizeof name, "user%u", n);
 		ids_format_user(n, id);
 		struct chat_session *session = state_session_get(chat, clientid);
-		if (session == NULL || state_user_add(chat, session, id, name, strlen(name), name, strlen(name)) == NULL) {
+		if (session == NULL ||
+			state_user_add(chat, session, id, name, strlen(name), name, strlen(name)) ==
+				NULL) {
 			abort();
 		}
 	}
@@ -30,7 +32,8 @@ static void toggle(struct chat *chat)
 {
 	struct chat_user *user = state_user_find(chat, "10");
 	state_session_set_presence(chat, user->sessions,
-		user->sessions->presence == PRESENCE_ONLINE ? PRESENCE_OFFLINE : PRESENCE_ONLINE, 0, 0);
+		user->sessions->presence == PRESENCE_ONLINE ? PRESENCE_OFFLINE : PRESENCE_ONLINE, 0,
+		0);
 }
 
 /* Ticks at `now` and returns how many snapshots went out; clears the recorded publishes. */
@@ -118,8 +121,8 @@ TEST_CASE(large_chat_snapshot_when_stale_by_user_count)
 		size_t expected = now == start + (int64_t)users ? 1 : 0;
 		size_t sent = tick_snapshots(chat, now);
 		if (sent != expected) {
-			fprintf(stderr, "at %lld ms (%lld after the first change):\n", (long long)now,
-				(long long)(now - start));
+			fprintf(stderr, "at %lld ms (%lld after the first change):\n",
+				(long long)now, (long long)(now - start));
 		}
 		CHECK_INT(expected, sent);
 	}
@@ -155,7 +158,8 @@ TEST_CASE(entities_every_tick)
 	/* A big chat (still after one logout), so the snapshot waits while the entities do not. */
 	add_users(chat, 1, DIRECTORY_DEBOUNCE_USERS + 1);
 	chat_on_tick(chat, 1000);
-	CHECK_INT(DIRECTORY_DEBOUNCE_USERS + 1, fb.count); /* every new user's record, no snapshot */
+	CHECK_INT(DIRECTORY_DEBOUNCE_USERS + 1,
+		fb.count); /* every new user's record, no snapshot */
 	struct fake_publish *p = fake_find(&fb, "chat/users/10");
 	CHECK(p != NULL);
 	CHECK_STR("{\"userid\":\"10\",\"username\":\"user1\",\"online\":true}", p->payload);
@@ -171,7 +175,8 @@ TEST_CASE(entities_every_tick)
 	chat_on_tick(chat, 1010);
 	CHECK_INT(2, fb.count);
 	CHECK_STR("{\"groupid\":\"11\",\"member\":{\"10\":\"user1\",\"20\":\"user2\"}}",
-		fake_find(&fb, "chat/groups/11") ? fake_find(&fb, "chat/groups/11")->payload : NULL);
+		fake_find(&fb, "chat/groups/11") ? fake_find(&fb, "chat/groups/11")->payload
+						 : NULL);
 	CHECK_STR("{\"userid\":\"10\",\"username\":\"user1\",\"online\":false}",
 		fake_find(&fb, "chat/users/10") ? fake_find(&fb, "chat/users/10")->payload : NULL);
 	fake_clear(&fb);

@@ -13,9 +13,10 @@ TEST_CASE(every_code_named_distinctly)
 		}
 		CHECK(name != NULL && name[0] != '\0');
 		for (int other = CHAT_OK; other < code; other++) {
-			if (name != NULL && names[other] != NULL && strcmp(name, names[other]) == 0) {
-				fprintf(stderr, "codes %d and %d are both named \"%s\"\n", other, code,
-					name);
+			if (name != NULL && names[other] != NULL &&
+				strcmp(name, names[other]) == 0) {
+				fprintf(stderr, "codes %d and %d are both named \"%s\"\n", other,
+					code, name);
 				CHECK(strcmp(name, names[other]) != 0);
 			}
 		}

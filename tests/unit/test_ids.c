@@ -19,7 +19,7 @@ TEST_CASE(well_formed)
 	CHECK(!ids_is_group("a1"));
 	CHECK(!ids_is_group("01"));
 	CHECK(!ids_is_group(NULL));
-	CHECK(ids_is_group("12345678901234567891")); /* 20 digits, CHAT_ID_MAX */
+	CHECK(ids_is_group("12345678901234567891"));   /* 20 digits, CHAT_ID_MAX */
 	CHECK(!ids_is_group("123456789012345678901")); /* 21 digits */
 	CHECK(ids_is_user("12345678901234567890"));
 	CHECK(!ids_is_user("123456789012345678900"));

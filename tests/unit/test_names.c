@@ -31,7 +31,7 @@ static void context(int failures_before, const char *name, size_t len, int line)
 {
 	if (check_failures != failures_before) {
 		fprintf(stderr, "    for name \"%s\" (checked at line %d)\n", show(name, len),
-		        line);
+			line);
 	}
 }
 
@@ -42,7 +42,7 @@ static void check_refused(const char *name, const char *why, int line)
 	size_t nfc_len = 0;
 	const char *reason = NULL;
 	CHECK_INT(CHAT_ERR_INVALID_USERNAME,
-	        names_normalize(names, name, strlen(name), nfc, sizeof nfc, &nfc_len, &reason));
+		names_normalize(names, name, strlen(name), nfc, sizeof nfc, &nfc_len, &reason));
 	CHECK_STR(why, reason);
 	context(before, name, strlen(name), line);
 }
@@ -56,7 +56,7 @@ static void check_accepted(const char *name, const char *expected_nfc, int line)
 	size_t nfc_len = 0;
 	const char *reason = "(not set)";
 	CHECK_INT(CHAT_OK,
-	        names_normalize(names, name, strlen(name), nfc, sizeof nfc, &nfc_len, &reason));
+		names_normalize(names, name, strlen(name), nfc, sizeof nfc, &nfc_len, &reason));
 	if (check_failures == before) {
 		CHECK(reason == NULL);
 		CHECK_STR(expected_nfc, nfc);
@@ -85,20 +85,20 @@ static const char *key_of(const char *name)
 TEST_CASE(invisible)
 {
 	const char *invisible = "contains an invisible character";
-	CHECK_REFUSED("alice\u200b", invisible); /* U+200B zero width space */
-	CHECK_REFUSED("\ufeffalice", invisible); /* U+FEFF byte order mark */
-	CHECK_REFUSED("al\u200cice", invisible); /* U+200C zero width non-joiner */
-	CHECK_REFUSED("al\u200dice", invisible); /* U+200D zero width joiner */
-	CHECK_REFUSED("alice\u2060", invisible); /* U+2060 word joiner */
-	CHECK_REFUSED("al\u00adice", invisible); /* U+00AD soft hyphen */
-	CHECK_REFUSED("alice\ufe0f", invisible); /* U+FE0F variation selector-16 */
+	CHECK_REFUSED("alice\u200b", invisible);     /* U+200B zero width space */
+	CHECK_REFUSED("\ufeffalice", invisible);     /* U+FEFF byte order mark */
+	CHECK_REFUSED("al\u200cice", invisible);     /* U+200C zero width non-joiner */
+	CHECK_REFUSED("al\u200dice", invisible);     /* U+200D zero width joiner */
+	CHECK_REFUSED("alice\u2060", invisible);     /* U+2060 word joiner */
+	CHECK_REFUSED("al\u00adice", invisible);     /* U+00AD soft hyphen */
+	CHECK_REFUSED("alice\ufe0f", invisible);     /* U+FE0F variation selector-16 */
 	CHECK_REFUSED("alice\U000e0100", invisible); /* U+E0100 variation selector-17 */
-	CHECK_REFUSED("al\u3164ice", invisible); /* U+3164 Hangul filler */
+	CHECK_REFUSED("al\u3164ice", invisible);     /* U+3164 Hangul filler */
 	/* Nothing but zero-width characters. */
 	CHECK_REFUSED("\u200b", invisible);
 	CHECK_REFUSED("\u200b\u200c\u200d\u2060\ufeff", invisible);
 	/* An emoji presentation sequence carries U+FE0F, a ZWJ sequence U+200D: both refused. */
-	CHECK_REFUSED("\u2764\ufe0f", invisible); /* red heart, emoji style */
+	CHECK_REFUSED("\u2764\ufe0f", invisible);               /* red heart, emoji style */
 	CHECK_REFUSED("\U0001f469\u200d\U0001f4bb", invisible); /* woman technologist */
 }
 
@@ -107,10 +107,10 @@ TEST_CASE(bidi)
 	const char *bidi = "contains a bidirectional control character";
 	CHECK_REFUSED("ali\u202ece", bidi); /* U+202E right-to-left override */
 	CHECK_REFUSED("\u202eecila", bidi);
-	CHECK_REFUSED("alice\u200e", bidi); /* U+200E left-to-right mark */
-	CHECK_REFUSED("alice\u200f", bidi); /* U+200F right-to-left mark */
+	CHECK_REFUSED("alice\u200e", bidi);       /* U+200E left-to-right mark */
+	CHECK_REFUSED("alice\u200f", bidi);       /* U+200F right-to-left mark */
 	CHECK_REFUSED("\u2066alice\u2069", bidi); /* U+2066 .. U+2069 isolates */
-	CHECK_REFUSED("al\u061cice", bidi); /* U+061C Arabic letter mark */
+	CHECK_REFUSED("al\u061cice", bidi);       /* U+061C Arabic letter mark */
 }
 
 TEST_CASE(spaces)
@@ -143,28 +143,28 @@ TEST_CASE(other_refusals)
 	size_t nfc_len;
 	const char *reason;
 	CHECK_INT(CHAT_ERR_INVALID_USERNAME,
-	        names_normalize(names, "", 0, nfc, sizeof nfc, &nfc_len, &reason));
+		names_normalize(names, "", 0, nfc, sizeof nfc, &nfc_len, &reason));
 	CHECK_STR("is empty", reason);
 	CHECK_INT(CHAT_ERR_INVALID_USERNAME,
-	        names_normalize(names, "a\0b", 3, nfc, sizeof nfc, &nfc_len, &reason));
+		names_normalize(names, "a\0b", 3, nfc, sizeof nfc, &nfc_len, &reason));
 	CHECK_STR("is not valid UTF-8", reason);
 	CHECK_INT(CHAT_ERR_INVALID_USERNAME,
-	        names_normalize(names, "a\xff", 2, nfc, sizeof nfc, &nfc_len, &reason));
+		names_normalize(names, "a\xff", 2, nfc, sizeof nfc, &nfc_len, &reason));
 	CHECK_STR("is not valid UTF-8", reason);
 	CHECK_REFUSED("a\tb", "contains a control character");
 	/* `reason` may be NULL. */
 	CHECK_INT(CHAT_ERR_INVALID_USERNAME,
-	        names_normalize(names, " a", 2, nfc, sizeof nfc, &nfc_len, NULL));
+		names_normalize(names, " a", 2, nfc, sizeof nfc, &nfc_len, NULL));
 	CHECK_INT(CHAT_OK, names_normalize(names, "a", 1, nfc, sizeof nfc, &nfc_len, NULL));
 }
 
 TEST_CASE(scripts)
 {
-	CHECK_ACCEPTED("\u5f20\u4e09", "\u5f20\u4e09"); /* 张三 */
+	CHECK_ACCEPTED("\u5f20\u4e09", "\u5f20\u4e09");                         /* 张三 */
 	CHECK_ACCEPTED("\u7530\u4e2d\u3055\u3093", "\u7530\u4e2d\u3055\u3093"); /* 田中さん */
-	CHECK_ACCEPTED("\uae40\ucca0\uc218", "\uae40\ucca0\uc218"); /* 김철수 */
-	CHECK_ACCEPTED("\U0001f600", "\U0001f600"); /* grinning face */
-	CHECK_ACCEPTED("bob \U0001f409", "bob \U0001f409"); /* dragon */
+	CHECK_ACCEPTED("\uae40\ucca0\uc218", "\uae40\ucca0\uc218");             /* 김철수 */
+	CHECK_ACCEPTED("\U0001f600", "\U0001f600");                             /* grinning face */
+	CHECK_ACCEPTED("bob \U0001f409", "bob \U0001f409");                     /* dragon */
 	CHECK_ACCEPTED("\u05e9\u05dc\u05d5\u05dd", "\u05e9\u05dc\u05d5\u05dd"); /* שלום */
 	CHECK_ACCEPTED("J\u00fcrgen", "J\u00fcrgen");
 	/* A lone combining mark is graphic to ICU (it is drawn on a dotted circle). */
@@ -210,7 +210,7 @@ TEST_CASE(keys)
 	CHECK(strcmp(key_of("l"), key_of("I")) != 0);
 	CHECK_STR(key_of("rn"), key_of("m"));
 	printf("observed keys: b0b -> \"%s\", 1 -> \"%s\", I -> \"%s\", m -> \"%s\"\n",
-	        key_of("b0b"), key_of("1"), key_of("I"), key_of("m"));
+		key_of("b0b"), key_of("1"), key_of("I"), key_of("m"));
 }
 
 TEST_CASE(lengths)
@@ -238,7 +238,7 @@ TEST_CASE(lengths)
 	CHECK_INT(CHAT_OK, names_key(names, name, 64, key, sizeof key, &key_len));
 	CHECK_INT(64, key_len);
 	CHECK_INT(CHAT_ERR_INVALID_USERNAME,
-	        names_normalize(names, name, 65, nfc, sizeof nfc, &nfc_len, &reason));
+		names_normalize(names, name, 65, nfc, sizeof nfc, &nfc_len, &reason));
 	CHECK_STR("is longer than 64 bytes in Unicode NFC form", reason);
 
 	/* U+0958 is excluded from composition: 21 of them are 63 bytes, and 126 in NFC. */
@@ -246,7 +246,7 @@ TEST_CASE(lengths)
 		memcpy(name + 3 * i, "\u0958", 3);
 	}
 	CHECK_INT(CHAT_ERR_INVALID_USERNAME,
-	        names_normalize(names, name, 63, nfc, sizeof nfc, &nfc_len, &reason));
+		names_normalize(names, name, 63, nfc, sizeof nfc, &nfc_len, &reason));
 	CHECK_STR("is longer than 64 bytes in Unicode NFC form", reason);
 	CHECK_INT(CHAT_ERR_INVALID_USERNAME, names_key(names, name, 63, key, sizeof key, &key_len));
 	/* 10 of them: 30 bytes, 60 in NFC. */
@@ -256,9 +256,9 @@ TEST_CASE(lengths)
 	memset(name, 'n', 59);
 	memcpy(name + 59, "\u0958", 3);
 	CHECK_INT(CHAT_ERR_INVALID_USERNAME,
-	        names_normalize(names, name, 62, nfc, sizeof nfc, &nfc_len, &reason));
-	CHECK_INT(
-	        CHAT_OK, names_normalize(names, name + 1, 61, nfc, sizeof nfc, &nfc_len, &reason));
+		names_normalize(names, name, 62, nfc, sizeof nfc, &nfc_len, &reason));
+	CHECK_INT(CHAT_OK,
+		names_normalize(names, name + 1, 61, nfc, sizeof nfc, &nfc_len, &reason));
 	CHECK_INT(64, nfc_len);
 
 	/* The longest key known with ICU 72: U+FDFA (3 bytes) has a 30-byte skeleton. */
@@ -331,7 +331,7 @@ TEST_CASE(key_size_bound)
 			name[len++] = 'a';
 			extra = 2;
 			if (names_normalize(names, name, len, nfc, sizeof nfc, &nfc_len, NULL) !=
-			        CHAT_OK) {
+				CHAT_OK) {
 				continue; /* never part of an accepted name */
 			}
 		}
@@ -351,7 +351,7 @@ TEST_CASE(key_size_bound)
 	CHECK(worst * CHAT_USERNAME_MAX <= NAMES_KEY_SIZE - 1);
 	printf("key size bound: %ld code points measured, worst U+%04X with %.2f key bytes per "
 	       "byte; NAMES_KEY_SIZE allows %.2f\n",
-	        measured, worst_cp, worst, (double)(NAMES_KEY_SIZE - 1) / CHAT_USERNAME_MAX);
+		measured, worst_cp, worst, (double)(NAMES_KEY_SIZE - 1) / CHAT_USERNAME_MAX);
 }
 
 static int open_names(void)

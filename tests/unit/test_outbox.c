@@ -12,8 +12,9 @@ static struct chat_user *add_user(struct chat *chat, const char *clientid, const
 	const char *username)
 {
 	struct chat_session *session = state_session_get(chat, clientid);
-	struct chat_user *user =
-		session ? state_user_add(chat, session, id, username, strlen(username), username, strlen(username)) : NULL;
+	struct chat_user *user = session ? state_user_add(chat, session, id, username,
+						   strlen(username), username, strlen(username))
+					 : NULL;
 	if (user == NULL) {
 		abort();
 	}

@@ -68,7 +68,8 @@ TEST_CASE(round_trip)
 	chat_on_tick(chat, 0);
 	CHECK(fake_find(&fb, "chat/users/10") != NULL && fake_find(&fb, "chat/users/10")->len > 0);
 	CHECK(fake_find(&fb, "chat/users/30") != NULL && fake_find(&fb, "chat/users/30")->len == 0);
-	CHECK(fake_find(&fb, "chat/groups/21") != NULL && fake_find(&fb, "chat/groups/21")->len == 0);
+	CHECK(fake_find(&fb, "chat/groups/21") != NULL &&
+		fake_find(&fb, "chat/groups/21")->len == 0);
 	CHECK_STR("{\"person\":{\"10\":{\"10\":\"alice\"},\"20\":{\"20\":\"bob\"}},"
 		  "\"group\":{\"11\":{\"10\":\"alice\",\"20\":\"bob\"}}}",
 		fake_find(&fb, "chat/contacts")->payload);
@@ -93,7 +94,7 @@ TEST_CASE(crash_and_clean_shutdown)
 	remove(path);
 	struct chat *chat = with_state_file();
 	login(chat, "a", "alice", true);
-	chat_on_tick(chat, 10000); /* saved */
+	chat_on_tick(chat, 10000);     /* saved */
 	login(chat, "b", "bob", true); /* issued after the last save ... */
 	preq(chat, "a", "chat/group/create", "{\"member\":{}}");
 	fake_clear(&fb);
@@ -145,8 +146,9 @@ TEST_CASE(corrupt_files_set_aside)
 	chat_free(chat);
 
 	/* Well-formed JSON that breaks the rules is refused as a whole. */
-#define COUNTERS "\"clean_shutdown\":true,\"next_user\":3,\"reserved_user\":3,\"next_group\":2," \
-		 "\"reserved_group\":2,\"next_message\":1,\"reserved_message\":1"
+#define COUNTERS                                                                                   \
+	"\"clean_shutdown\":true,\"next_user\":3,\"reserved_user\":3,\"next_group\":2,"            \
+	"\"reserved_group\":2,\"next_message\":1,\"reserved_message\":1"
 	const char *bad[] = {
 		"[]",
 		"{\"version\":3," COUNTERS ",\"users\":[],\"groups\":[]}",

@@ -108,7 +108,8 @@ TEST_CASE(messages)
 	CHECK_STR("20", fake_field(&fb, "chat/inbox/b/message", "receiver"));
 	CHECK_STR("hi bob", fake_field(&fb, "chat/inbox/b/message", "message"));
 	CHECK_STR("1", fake_field(&fb, "chat/inbox/b/message", "id"));
-	CHECK(strstr(fake_find(&fb, "chat/inbox/b/message")->payload, "\"ts\":1700000000000") != NULL);
+	CHECK(strstr(fake_find(&fb, "chat/inbox/b/message")->payload, "\"ts\":1700000000000") !=
+		NULL);
 	fake_clear(&fb);
 
 	/* Seed objects: matching sender and receiver pass, others are refused. */
@@ -195,8 +196,10 @@ TEST_CASE(groups)
 	fake_clear(&fb);
 
 	req(chat, "c", "chat/group/join", "{\"groupid\":\"11\"}");
-	CHECK_INT(3, fake_count(&fb, "chat/inbox/a/new_group") + fake_count(&fb, "chat/inbox/b/new_group") +
-			     fake_count(&fb, "chat/inbox/c/new_group"));
+	CHECK_INT(3,
+		fake_count(&fb, "chat/inbox/a/new_group") +
+			fake_count(&fb, "chat/inbox/b/new_group") +
+			fake_count(&fb, "chat/inbox/c/new_group"));
 	fake_clear(&fb);
 	req(chat, "c", "chat/group/join", "{\"groupid\":\"11\"}");
 	CHECK_INT(1, fb.count);
@@ -317,7 +320,8 @@ TEST_CASE(sessions)
 	chat_get_stats(chat, &stats);
 	CHECK_INT(2, stats.users);
 	/* A WRITE check may be the old connection's will: it brings nothing back. */
-	CHECK(chat_acl_check(chat, "b", NULL, CHAT_ACCESS_WRITE, "sensors/t", 0, false) == CHAT_ACL_ALLOW);
+	CHECK(chat_acl_check(chat, "b", NULL, CHAT_ACCESS_WRITE, "sensors/t", 0, false) ==
+		CHAT_ACL_ALLOW);
 	chat_get_stats(chat, &stats);
 	CHECK_INT(1, stats.users_online);
 	/* Any other check from the client id brings it back, even on a topic outside chat/. */
@@ -487,8 +491,9 @@ TEST_CASE(rate_limit)
 	for (int i = 0; i < 3; i++) {
 		chat_on_publish(chat, &conn, "chat/login", login, strlen(login), 1200);
 	}
-	CHECK_INT(2, fake_count(&fb, "chat/inbox/a/login-response") -
-			     fake_count(&fb, "chat/inbox/a/error"));
+	CHECK_INT(2,
+		fake_count(&fb, "chat/inbox/a/login-response") -
+			fake_count(&fb, "chat/inbox/a/error"));
 	fake_clear(&fb);
 	chat_free(chat);
 }
@@ -530,7 +535,8 @@ TEST_CASE(dropped_while_away)
 	}
 	fake_clear(&fb);
 	req(chat, "a", "chat/login", "{\"username\":\"alice\"}");
-	CHECK(strstr(fake_find(&fb, "chat/inbox/a/login-response")->payload, "\"dropped\":2") != NULL);
+	CHECK(strstr(fake_find(&fb, "chat/inbox/a/login-response")->payload, "\"dropped\":2") !=
+		NULL);
 	fake_clear(&fb);
 	req(chat, "a", "chat/login", "{\"username\":\"alice\"}");
 	CHECK(strstr(fake_find(&fb, "chat/inbox/a/login-response")->payload, "dropped") == NULL);

@@ -17,7 +17,8 @@ static struct chat_user *add_user(struct chat *chat, const char *clientid, const
 	if (session == NULL) {
 		abort();
 	}
-	struct chat_user *user = state_user_add(chat, session, id, username, strlen(username), username, strlen(username));
+	struct chat_user *user = state_user_add(chat, session, id, username, strlen(username),
+		username, strlen(username));
 	if (user == NULL) {
 		abort();
 	}

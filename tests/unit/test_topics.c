@@ -66,8 +66,8 @@ TEST_CASE(is_request)
 		}
 		CHECK(topics_is_request(requests[i]));
 	}
-	const char *others[] = { "chat/contacts", "chat/users/10", "chat/inbox/a/message", "chat/msg",
-		"chat/other", "sensors/t1", "chat/group/create/x" };
+	const char *others[] = { "chat/contacts", "chat/users/10", "chat/inbox/a/message",
+		"chat/msg", "chat/other", "sensors/t1", "chat/group/create/x" };
 	for (size_t i = 0; i < sizeof others / sizeof others[0]; i++) {
 		if (topics_is_request(others[i])) {
 			fprintf(stderr, "expected no request: %s\n", others[i]);
@@ -142,7 +142,7 @@ TEST_CASE(own_inbox)
 {
 	CHECK(topics_is_own_inbox("chat/inbox/a/message", "a"));
 	CHECK(topics_is_own_inbox("chat/inbox/a/x/y", "a"));
-	CHECK(!topics_is_own_inbox("chat/inbox/a", "a")); /* at least one level below it */
+	CHECK(!topics_is_own_inbox("chat/inbox/a", "a"));          /* at least one level below it */
 	CHECK(!topics_is_own_inbox("chat/inbox/ab/message", "a")); /* a prefix is not the id */
 	CHECK(!topics_is_own_inbox("chat/inbox/a/message", "ab"));
 	CHECK(topics_is_own_inbox("chat/inbox/ab/message", "ab"));
@@ -163,8 +163,8 @@ TEST_CASE(filter_meets_inbox)
 		CHECK(topics_filter_meets_inbox(meets[i], "a"));
 	}
 	const char *misses[] = { "chat/inbox/b/message", "chat/inbox/b/#", "chat/inbox/ab/#",
-		"chat/inbox/a", "chat/inbox/+", "chat/inbox", "+/+/+", "chat/contacts", "chat/users/#",
-		"other/#" };
+		"chat/inbox/a", "chat/inbox/+", "chat/inbox", "+/+/+", "chat/contacts",
+		"chat/users/#", "other/#" };
 	for (size_t i = 0; i < sizeof misses / sizeof misses[0]; i++) {
 		if (topics_filter_meets_inbox(misses[i], "a")) {
 			fprintf(stderr, "expected \"%s\" to miss a's inbox\n", misses[i]);

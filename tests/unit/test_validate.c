@@ -5,14 +5,14 @@ TEST_CASE(utf8)
 {
 	CHECK(validate_utf8("hello", 5));
 	CHECK(validate_utf8("h\xc3\xa9llo \xe2\x82\xac \xf0\x9f\x98\x80", 15));
-	CHECK(!validate_utf8("\xc3", 1));              /* truncated */
-	CHECK(!validate_utf8("\xc0\xaf", 2));          /* overlong '/' */
-	CHECK(!validate_utf8("\xe0\x80\xaf", 3));      /* overlong */
-	CHECK(!validate_utf8("\xed\xa0\x80", 3));      /* surrogate U+D800 */
-	CHECK(!validate_utf8("\xf4\x90\x80\x80", 4));  /* above U+10FFFF */
+	CHECK(!validate_utf8("\xc3", 1));             /* truncated */
+	CHECK(!validate_utf8("\xc0\xaf", 2));         /* overlong '/' */
+	CHECK(!validate_utf8("\xe0\x80\xaf", 3));     /* overlong */
+	CHECK(!validate_utf8("\xed\xa0\x80", 3));     /* surrogate U+D800 */
+	CHECK(!validate_utf8("\xf4\x90\x80\x80", 4)); /* above U+10FFFF */
 	CHECK(!validate_utf8("\xff", 1));
 	CHECK(!validate_utf8("a\0b", 3));
-	CHECK(!validate_utf8("\x80", 1));              /* lone continuation byte */
+	CHECK(!validate_utf8("\x80", 1)); /* lone continuation byte */
 }
 
 TEST_CASE(clientid)
