@@ -44,9 +44,14 @@ static bool holds_own_session(struct chat *chat, const char *clientid, const cha
 	if (!chat->config.bind_mqtt_username) {
 		return true;
 	}
+	/*
+	 * A client id whose session ended (offline expiry, logout) may still have a queue in the
+	 * broker: nothing in it is for a connection the plugin cannot tie to the user, and every
+	 * reply the plugin sends without a user goes by client id, past this check.
+	 */
 	const struct chat_session *session = state_session_find(chat, clientid);
-	return session == NULL || session->user == NULL ||
-		(username != NULL && strcmp(username, session->user->username) == 0);
+	return session != NULL && session->user != NULL && username != NULL &&
+		strcmp(username, session->user->username) == 0;
 }
 
 /*

@@ -110,6 +110,18 @@ static void expire(struct chat *chat, int64_t now_ms)
 				now_ms < session->offline_deadline) {
 				continue;
 			}
+			if (session->presence == PRESENCE_GRACE && session->foreign_holder) {
+				/*
+				 * Another MQTT user's connection holds the client id (bind_mqtt_username):
+				 * the user did not leave, it was pushed out. Its session waits as an away
+				 * one; the other account cannot log it out (docs/protocol.md §2.5).
+				 */
+				int64_t expiry_ms = chat->config.offline_expiry_s * 1000;
+				state_session_set_presence(chat, session, PRESENCE_OFFLINE,
+					expiry_ms == 0 ? 0 : now_ms + expiry_ms,
+					session->offline_since);
+				continue;
+			}
 			log_printf(&chat->hooks, CHAT_LOG_INFO,
 				"chat: session %s of user %s ends after %s", session->clientid,
 				session->user->id,

@@ -178,7 +178,7 @@ static const char *string_field(struct request *req, const char *name)
  * first login. A wrong or missing token is username_taken, as for a probe of any held name.
  */
 static enum chat_err join_held_user(struct request *req, struct chat_user *holder,
-	const char *username)
+	const char *username, struct chat_session **evict)
 {
 	struct chat *chat = req->chat;
 	if (chat->config.bind_mqtt_username) {
@@ -224,7 +224,11 @@ static enum chat_err join_held_user(struct request *req, struct chat_user *holde
 	log_printf(&chat->hooks, CHAT_LOG_INFO,
 		"chat: user %s has %u sessions; its session %s, away longest, ends to make room",
 		holder->id, holder->session_count, oldest->clientid);
-	state_session_end(chat, oldest);
+	/*
+	 * Ended by the caller once the new session is attached: ended now, a user's only session
+	 * (max_sessions_per_user 1) would take the user with it.
+	 */
+	*evict = oldest;
 	return CHAT_OK;
 }
 
@@ -315,8 +319,9 @@ static enum chat_err handle_login(struct request *req)
 				current->username);
 		}
 		struct chat_user *holder = state_user_find_by_key(chat, key, key_len);
+		struct chat_session *evict = NULL;
 		if (holder != NULL) {
-			err = join_held_user(req, holder, username);
+			err = join_held_user(req, holder, username, &evict);
 			if (err != CHAT_OK) {
 				return err;
 			}
@@ -330,6 +335,9 @@ static enum chat_err handle_login(struct request *req)
 		}
 		if (holder != NULL) {
 			state_session_attach(chat, holder, session);
+			if (evict != NULL) {
+				state_session_end(chat, evict);
+			}
 			current = holder;
 		} else {
 			err = create_user(req, username, len, key, key_len, token, &current);

@@ -82,6 +82,7 @@ void state_session_seen(struct chat *chat, struct chat_session *session, const c
 	const struct chat_user *user = session->user;
 	session->holder_ok = !chat->config.bind_mqtt_username || user == NULL ||
 		(username != NULL && strcmp(username, user->username) == 0);
+	session->foreign_holder = !session->holder_ok;
 }
 
 void state_note_session_changed(struct chat *chat)

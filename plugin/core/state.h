@@ -117,6 +117,8 @@ struct chat_session {
 	                        now is its will (docs/protocol.md §5.3) */
 	bool holder_ok;      /* with bind_mqtt_username: the connection that holds this client id
 	                        now is the user's (its MQTT username is the user's name) */
+	bool foreign_holder; /* with bind_mqtt_username: a check came from another MQTT user's
+	                        connection holding this client id since the user's own last one */
 	unsigned warned;     /* enum warn_kind bits already logged */
 	double tokens;       /* requests it may still send now (token bucket) */
 	int64_t refilled_at; /* monotonic ms of the bucket's last refill */

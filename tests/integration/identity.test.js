@@ -104,6 +104,38 @@ describe('outside_chat allow: a broker without access control keeps its open top
   });
 });
 
+describe('outside_chat defer with dynamic security: its rules stay as they were', () => {
+  test('a client without roles is refused outside chat/ as dynamic security says; chat still works', async () => {
+    const base = await startBroker({ plugin: false });
+    const dir = base.dir;
+    await base.stop();
+    const dynsec = path.join(dir, 'dynsec.json');
+    await run('mosquitto_ctrl', ['dynsec', 'init', dynsec, 'admin', 'adminpw']);
+    chmodSync(dynsec, 0o666);
+    const extra = [
+      'plugin /usr/lib/x86_64-linux-gnu/mosquitto_dynamic_security.so',
+      `plugin_opt_config_file ${dynsec}`,
+    ].join('\n');
+    await withBroker({ dir, extraConfig: extra, options: { outside_chat: 'defer' } }, async (b, track) => {
+      const ctrl = (args) => run('mosquitto_ctrl', ['-h', '127.0.0.1', '-p', String(b.port), '-u', 'admin', '-P', 'adminpw', 'dynsec', ...args]);
+      await ctrl(['createClient', 'carl', '-p', 'carlpw']);
+      const carl = await track(connect(b, { username: 'carl', password: 'carlpw' }));
+      // dynamic security's default: no subscriptions for a client without roles.
+      assert.equal(await carl.trySubscribe('sensors/#', 1), 128, 'dynamic security refuses sensors/#');
+      // Given a role that allows it, the same client may.
+      await ctrl(['createRole', 'reader']);
+      await ctrl(['addRoleACL', 'reader', 'subscribePattern', 'sensors/#', 'allow']);
+      await ctrl(['addClientRole', 'carl', 'reader']); // dynamic security then disconnects carl
+      const again = await track(connect(b, { username: 'carl', password: 'carlpw' }));
+      assert.equal(await again.trySubscribe('sensors/#', 1), 1, 'the role lets carl subscribe');
+      // Chat topics are the plugin's, whatever dynamic security says.
+      await again.subscribeInbox(1);
+      const r = await again.login(uniqueId('carl'));
+      assert.equal(r.result, 'success', JSON.stringify(r));
+    });
+  });
+});
+
 describe('$share and the inbox QoS', () => {
   test('MQTT 5 SUBSCRIBE $share/g/chat/inbox/<other>/# is refused; $share/g/chat/inbox/<own>/# granted', async () => {
     await withBroker({}, async (b, track) => {

@@ -149,6 +149,24 @@ describe('anonymous mode: the token of the first login proves the user', () => {
   });
 });
 
+describe('max_sessions_per_user 1: the new session takes the place of the away one', () => {
+  test('the user stays, with its id and name; nobody can take the name meanwhile', async () => {
+    const b = await broker({ options: { max_sessions_per_user: 1 } });
+    const name = uniqueId('solo');
+    const phone = await device(b, { clean: false });
+    const first = await login(phone, { username: name });
+    await phone.end(true); // persistent: away, not ended
+    await quietFor(300);
+    const laptop = await device(b);
+    const second = await login(laptop, { username: name, token: first.token });
+    assert.equal(second.result, 'success', JSON.stringify(second));
+    assert.equal(second.userid, first.userid);
+    const mallory = await device(b);
+    const taken = await login(mallory, { username: name });
+    assert.equal(taken.result, 'username_taken', `the name is still held: ${JSON.stringify(taken)}`);
+  });
+});
+
 describe('wills are never requests', () => {
   test('a clean client without subscriptions whose will goes to chat/login does not stay online', async () => {
     const b = await broker({ options: { reconnect_grace: 1 } });
@@ -233,6 +251,44 @@ describe('bind_mqtt_username: every action is checked against the connection\'s 
     assert.equal(again.userid, r.userid, 'alice was not logged out');
     await bob.send(r.userid, 'welcome back');
     await back.next(back.inbox('message'), (m) => m.json?.message === 'welcome back');
+  });
+
+  test('after alice\'s session ended, another account connecting with its client id gets nothing of what was queued', async () => {
+    const b2 = await broker({
+      options: { bind_mqtt_username: 'true', offline_expiry: 2 },
+      extraConfig: `allow_anonymous false\npassword_file ${path.join(pwDir, 'passwd')}`,
+    });
+    const id = uniqueId('alice-old');
+    const alice = await device(b2, { clientId: id, clean: false, username: 'alice', password: 'secret' });
+    const r = await login(alice, { username: 'alice' });
+    await alice.end(true);
+    const bob = await device(b2, { username: 'bob', password: 'hunter2' });
+    await login(bob, { username: 'bob' });
+    await bob.send(r.userid, 'queued secret');
+    await quietFor(3500); // alice's session ends after offline_expiry
+    const mallory = await track(connect(b2, { clientId: id, clean: false, username: 'mallory', password: 'evil' }));
+    await quietFor(700);
+    const leaked = mallory.drain().filter((m) => m.topic.startsWith('chat/inbox/'));
+    assert.deepEqual(leaked.map((m) => m.text), [], 'nothing queued for alice reaches mallory');
+  });
+
+  test('a takeover by another account that outlasts reconnect_grace does not log alice out', async () => {
+    const b3 = await broker({
+      options: { bind_mqtt_username: 'true', reconnect_grace: 1 },
+      extraConfig: `allow_anonymous false\npassword_file ${path.join(pwDir, 'passwd')}`,
+    });
+    const dir = await track(watchDirectory(b3, { username: 'bob', password: 'hunter2' }));
+    const id = uniqueId('alice-dev');
+    const alice = await device(b3, { clientId: id, username: 'alice', password: 'secret' });
+    const r = await login(alice, { username: 'alice' });
+    const mallory = await track(connect(b3, { clientId: id, username: 'mallory', password: 'evil' }));
+    await mallory.trySubscribe('chat/#', 0);
+    await quietFor(3000);
+    assert.ok(dir.users[r.userid], `alice is still a user after the grace period: ${JSON.stringify(dir.users[r.userid])}`);
+    await mallory.end(true);
+    const back = await device(b3, { clientId: id, username: 'alice', password: 'secret' });
+    const again = await login(back, { username: 'alice' });
+    assert.equal(again.userid, r.userid, 'alice comes back as herself');
   });
 
   test('another MQTT account whose name looks like alice\'s ("Alice") cannot join chat user alice', async () => {
