@@ -142,9 +142,12 @@ enum chat_acl_result chat_acl_check(struct chat *chat, const char *clientid, con
 		 * for them, so a will is never acted on). Requests are never retained: a retained will
 		 * is refused here, or the broker would store it.
 		 */
-		struct chat_session *session = state_session_find(chat, clientid);
-		if (retain && session != NULL && session->disconnected) {
-			return deny(chat, clientid, "retained will", topic);
+		if (retain) {
+			/* Only a retained PUBLISH costs a look-up: requests are rarely retained. */
+			const struct chat_session *session = state_session_find(chat, clientid);
+			if (session != NULL && session->disconnected) {
+				return deny(chat, clientid, "retained will", topic);
+			}
 		}
 		return CHAT_ACL_ALLOW;
 	}

@@ -1,5 +1,6 @@
 /* Unit tests of the documents the chat sends (codec.h), compared as rendered text. */
 #include "check.h"
+#include "fake_state.h"
 #include "codec.h"
 #include "fake_broker.h"
 
@@ -28,19 +29,6 @@ static const char *render(cJSON *doc)
 	return text;
 }
 
-static struct chat_user *add_user(struct chat *chat, const char *clientid, const char *id,
-	const char *username)
-{
-	struct chat_session *session = state_session_get(chat, clientid);
-	struct chat_user *user = session ? state_user_add(chat, session, id, username,
-						   strlen(username), username, strlen(username))
-					 : NULL;
-	if (user == NULL) {
-		abort();
-	}
-	return user;
-}
-
 TEST_CASE(message)
 {
 	CHECK_STR("{\"sender\":\"10\",\"receiver\":\"20\",\"message\":\"hi bob\",\"id\":\"7\","
@@ -62,7 +50,7 @@ TEST_CASE(error)
 TEST_CASE(login_success_with_and_without_dropped)
 {
 	struct chat *chat = fake_chat(&fb, NULL);
-	struct chat_user *alice = add_user(chat, "a", "10", "alice");
+	struct chat_user *alice = fake_user(chat, "a", "10", "alice");
 	CHECK_STR("{\"result\":\"success\",\"userid\":\"10\",\"username\":\"alice\"}",
 		render(codec_login_success(alice, 0, NULL)));
 	CHECK_STR(
@@ -80,7 +68,7 @@ TEST_CASE(login_failure)
 TEST_CASE(user)
 {
 	struct chat *chat = fake_chat(&fb, NULL);
-	struct chat_user *alice = add_user(chat, "a", "10", "alice");
+	struct chat_user *alice = fake_user(chat, "a", "10", "alice");
 	CHECK_STR("{\"userid\":\"10\",\"username\":\"alice\",\"online\":true}",
 		render(codec_user(alice)));
 	state_session_set_presence(chat, alice->sessions, PRESENCE_OFFLINE, 0, 0);
@@ -95,9 +83,9 @@ TEST_CASE(user)
 TEST_CASE(group_members_in_joining_order)
 {
 	struct chat *chat = fake_chat(&fb, NULL);
-	struct chat_user *carol = add_user(chat, "c", "30", "carol");
-	struct chat_user *alice = add_user(chat, "a", "10", "alice");
-	struct chat_user *bob = add_user(chat, "b", "20", "bob");
+	struct chat_user *carol = fake_user(chat, "c", "30", "carol");
+	struct chat_user *alice = fake_user(chat, "a", "10", "alice");
+	struct chat_user *bob = fake_user(chat, "b", "20", "bob");
 	struct chat_group *group = state_group_add(chat, "11");
 	CHECK(state_member_add(chat, group, carol));
 	CHECK(state_member_add(chat, group, alice));
@@ -122,9 +110,9 @@ TEST_CASE(contacts)
 	struct chat *chat = fake_chat(&fb, NULL);
 	CHECK_STR("{\"person\":{},\"group\":{}}", render(codec_contacts(chat)));
 
-	struct chat_user *alice = add_user(chat, "a", "10", "alice");
-	struct chat_user *bob = add_user(chat, "b", "20", "bob");
-	add_user(chat, "c", "30", "carol");
+	struct chat_user *alice = fake_user(chat, "a", "10", "alice");
+	struct chat_user *bob = fake_user(chat, "b", "20", "bob");
+	fake_user(chat, "c", "30", "carol");
 	struct chat_group *one = state_group_add(chat, "11");
 	CHECK(state_member_add(chat, one, bob));
 	CHECK(state_member_add(chat, one, alice));

@@ -4,6 +4,7 @@
  * per-entity topics on every tick, a failed snapshot retried, and the sweep after a restart.
  */
 #include "check.h"
+#include "fake_state.h"
 #include "directory.h"
 #include "fake_broker.h"
 #include "topics.h"
@@ -18,12 +19,7 @@ static void add_users(struct chat *chat, unsigned first, unsigned count)
 		snprintf(clientid, sizeof clientid, "c%u", n);
 		snprintf(name, sizeof name, "user%u", n);
 		ids_format_user(n, id);
-		struct chat_session *session = state_session_get(chat, clientid);
-		if (session == NULL ||
-			state_user_add(chat, session, id, name, strlen(name), name, strlen(name)) ==
-				NULL) {
-			abort();
-		}
+		fake_user(chat, clientid, id, name);
 	}
 }
 

@@ -3,28 +3,16 @@
  * users that are away, and the retained directory publishes.
  */
 #include "check.h"
+#include "fake_state.h"
 #include "fake_broker.h"
 #include "outbox.h"
 
 static struct fake_broker fb;
 
-static struct chat_user *add_user(struct chat *chat, const char *clientid, const char *id,
-	const char *username)
-{
-	struct chat_session *session = state_session_get(chat, clientid);
-	struct chat_user *user = session ? state_user_add(chat, session, id, username,
-						   strlen(username), username, strlen(username))
-					 : NULL;
-	if (user == NULL) {
-		abort();
-	}
-	return user;
-}
-
 TEST_CASE(delivery_by_clientid_at_inbox_qos)
 {
 	struct chat *chat = fake_chat(&fb, NULL);
-	struct chat_user *alice = add_user(chat, "alice-phone", "10", "alice");
+	struct chat_user *alice = fake_user(chat, "alice-phone", "10", "alice");
 	struct chat_session *session = alice->sessions;
 
 	CHECK_INT(CHAT_OK, outbox_deliver(chat, session, "message", "{\"a\":1}", 7));
@@ -70,7 +58,7 @@ TEST_CASE(delivery_by_clientid_at_inbox_qos)
 TEST_CASE(failed_publish_is_internal)
 {
 	struct chat *chat = fake_chat(&fb, NULL);
-	struct chat_user *alice = add_user(chat, "a", "10", "alice");
+	struct chat_user *alice = fake_user(chat, "a", "10", "alice");
 	fb.fail_count = 1;
 	CHECK_INT(CHAT_ERR_INTERNAL, outbox_deliver(chat, alice->sessions, "message", "x", 1));
 	CHECK_INT(CHAT_OK, outbox_deliver(chat, alice->sessions, "message", "x", 1));
@@ -89,7 +77,7 @@ TEST_CASE(away_user_deliveries_counted)
 	chat_config_defaults(&config);
 	config.offline_queue = 3;
 	struct chat *chat = fake_chat(&fb, &config);
-	struct chat_user *alice = add_user(chat, "a", "10", "alice");
+	struct chat_user *alice = fake_user(chat, "a", "10", "alice");
 	struct chat_session *session = alice->sessions;
 
 	/* Online: nothing to count. */
@@ -140,7 +128,7 @@ TEST_CASE(no_queue_limit_no_warning)
 	chat_config_defaults(&config);
 	config.offline_queue = 0;
 	struct chat *chat = fake_chat(&fb, &config);
-	struct chat_user *alice = add_user(chat, "a", "10", "alice");
+	struct chat_user *alice = fake_user(chat, "a", "10", "alice");
 	state_session_set_presence(chat, alice->sessions, PRESENCE_OFFLINE, 0, 0);
 	for (int i = 0; i < 50; i++) {
 		CHECK_INT(CHAT_OK, outbox_deliver(chat, alice->sessions, "message", "x", 1));

@@ -4,26 +4,11 @@
  * never publishes.
  */
 #include "check.h"
+#include "fake_state.h"
 #include "fake_broker.h"
 #include "state.h"
 
 static struct fake_broker fb;
-
-/* A user bound to a new session of `clientid`, made through the type API. */
-static struct chat_user *add_user(struct chat *chat, const char *clientid, const char *id,
-	const char *username)
-{
-	struct chat_session *session = state_session_get(chat, clientid);
-	if (session == NULL) {
-		abort();
-	}
-	struct chat_user *user = state_user_add(chat, session, id, username, strlen(username),
-		username, strlen(username));
-	if (user == NULL) {
-		abort();
-	}
-	return user;
-}
 
 static struct chat_group *add_group(struct chat *chat, const char *id)
 {
@@ -49,8 +34,8 @@ static size_t changed_count(struct chat *chat)
 TEST_CASE(membership_both_sides)
 {
 	struct chat *chat = fake_chat(&fb, NULL);
-	struct chat_user *alice = add_user(chat, "a", "10", "alice");
-	struct chat_user *bob = add_user(chat, "b", "20", "bob");
+	struct chat_user *alice = fake_user(chat, "a", "10", "alice");
+	struct chat_user *bob = fake_user(chat, "b", "20", "bob");
 	struct chat_group *group = add_group(chat, "11");
 
 	CHECK(state_member_add(chat, group, alice));
@@ -86,8 +71,8 @@ TEST_CASE(membership_both_sides)
 TEST_CASE(empty_group_removed)
 {
 	struct chat *chat = fake_chat(&fb, NULL);
-	struct chat_user *alice = add_user(chat, "a", "10", "alice");
-	struct chat_user *bob = add_user(chat, "b", "20", "bob");
+	struct chat_user *alice = fake_user(chat, "a", "10", "alice");
+	struct chat_user *bob = fake_user(chat, "b", "20", "bob");
 	struct chat_group *group = add_group(chat, "11");
 	CHECK(state_member_add(chat, group, alice));
 	CHECK(state_member_add(chat, group, bob));
@@ -115,8 +100,8 @@ TEST_CASE(empty_group_removed)
 TEST_CASE(user_remove_leaves_groups)
 {
 	struct chat *chat = fake_chat(&fb, NULL);
-	struct chat_user *alice = add_user(chat, "a", "10", "alice");
-	struct chat_user *bob = add_user(chat, "b", "20", "bob");
+	struct chat_user *alice = fake_user(chat, "a", "10", "alice");
+	struct chat_user *bob = fake_user(chat, "b", "20", "bob");
 	struct chat_group *shared = add_group(chat, "11");
 	struct chat_group *alone = add_group(chat, "21");
 	CHECK(state_member_add(chat, shared, alice));
@@ -200,7 +185,7 @@ TEST_CASE(change_noted)
 	count = chat->changes.count;
 
 	/* A second member, then the removals: each names the group. */
-	struct chat_user *bob = add_user(chat, "b", "20", "bob");
+	struct chat_user *bob = fake_user(chat, "b", "20", "bob");
 	CHECK(state_member_add(chat, group, bob));
 	state_changes_clear(chat);
 	count = chat->changes.count;
@@ -242,9 +227,9 @@ TEST_CASE(change_noted)
 TEST_CASE(no_publish_from_type_api)
 {
 	struct chat *chat = fake_chat(&fb, NULL);
-	struct chat_user *alice = add_user(chat, "a", "10", "alice");
-	struct chat_user *bob = add_user(chat, "b", "20", "bob");
-	struct chat_user *carol = add_user(chat, "c", "30", "carol");
+	struct chat_user *alice = fake_user(chat, "a", "10", "alice");
+	struct chat_user *bob = fake_user(chat, "b", "20", "bob");
+	struct chat_user *carol = fake_user(chat, "c", "30", "carol");
 	struct chat_group *group = add_group(chat, "11");
 	CHECK(state_member_add(chat, group, alice));
 	CHECK(state_member_add(chat, group, bob));
@@ -280,7 +265,7 @@ TEST_CASE(clear_frees_everything)
 		snprintf(clientid, sizeof clientid, "c%u", i);
 		ids_format_user(i, id);
 		snprintf(name, sizeof name, "user%u", i);
-		struct chat_user *user = add_user(chat, clientid, id, name);
+		struct chat_user *user = fake_user(chat, clientid, id, name);
 		CHECK(state_member_add(chat, group, user));
 		if (i % 3 == 0) {
 			state_session_set_presence(chat, user->sessions, PRESENCE_GRACE, 1000, 0);
@@ -302,7 +287,7 @@ TEST_CASE(clear_frees_everything)
 	CHECK_INT(count, chat->changes.count); /* the counter stays */
 
 	/* The cleared core is usable again. */
-	add_user(chat, "a", "10", "alice");
+	fake_user(chat, "a", "10", "alice");
 	state_stats(chat, &stats);
 	CHECK_INT(1, stats.users);
 	chat_free(chat);
@@ -319,9 +304,9 @@ TEST_CASE(stats)
 	CHECK_INT(0, stats.memberships);
 	CHECK_INT(0, stats.sessions);
 
-	struct chat_user *alice = add_user(chat, "a", "10", "alice");
-	struct chat_user *bob = add_user(chat, "b", "20", "bob");
-	struct chat_user *carol = add_user(chat, "c", "30", "carol");
+	struct chat_user *alice = fake_user(chat, "a", "10", "alice");
+	struct chat_user *bob = fake_user(chat, "b", "20", "bob");
+	struct chat_user *carol = fake_user(chat, "c", "30", "carol");
 	CHECK(state_session_get(chat, "d") != NULL); /* a session without a user */
 	struct chat_group *one = add_group(chat, "11");
 	struct chat_group *two = add_group(chat, "21");
