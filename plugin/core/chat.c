@@ -49,6 +49,13 @@ bool chat_topic_is_chat(const char *topic)
 	return topics_is_chat(topic);
 }
 
+/* When a session that goes away at `now_ms` ends: after offline_expiry, or never (0). */
+static int64_t away_deadline(const struct chat *chat, int64_t now_ms)
+{
+	int64_t expiry_ms = chat->config.offline_expiry_s * 1000;
+	return expiry_ms == 0 ? 0 : now_ms + expiry_ms;
+}
+
 void chat_on_disconnect(struct chat *chat, const char *clientid, bool clean, int sub_count,
 	int64_t now_ms)
 {
@@ -87,7 +94,7 @@ void chat_on_disconnect(struct chat *chat, const char *clientid, bool clean, int
 	}
 	if (!clean) {
 		state_session_set_presence(chat, session, PRESENCE_OFFLINE,
-			expiry_ms == 0 ? 0 : now_ms + expiry_ms, now_ms);
+			away_deadline(chat, now_ms), now_ms);
 	} else if (sub_count == 0) {
 		/* Mosquitto 2.0 reports a takeover like this: wait to see if the client id is back. */
 		state_session_set_presence(chat, session, PRESENCE_GRACE, now_ms + grace_ms,
@@ -116,10 +123,8 @@ static void expire(struct chat *chat, int64_t now_ms)
 				 * the user did not leave, it was pushed out. Its session waits as an away
 				 * one; the other account cannot log it out (docs/protocol.md §2.5).
 				 */
-				int64_t expiry_ms = chat->config.offline_expiry_s * 1000;
 				state_session_set_presence(chat, session, PRESENCE_OFFLINE,
-					expiry_ms == 0 ? 0 : now_ms + expiry_ms,
-					session->offline_since);
+					away_deadline(chat, now_ms), session->offline_since);
 				continue;
 			}
 			log_printf(&chat->hooks, CHAT_LOG_INFO,

@@ -16,9 +16,10 @@ static inline struct chat_user *fake_user(struct chat *chat, const char *clienti
 	const char *username)
 {
 	struct chat_session *session = state_session_get(chat, clientid);
-	struct chat_user *user = session == NULL ? NULL
-						 : state_user_add(chat, session, id, username,
-							   strlen(username), username, strlen(username));
+	struct chat_user *user = session == NULL
+		? NULL
+		: state_user_add(chat, session, id, username, strlen(username), username,
+			  strlen(username));
 	if (user == NULL) {
 		abort();
 	}
