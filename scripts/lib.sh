@@ -3,9 +3,9 @@
 
 # Debian packages the product needs at build and run time.
 RUN_PACKAGES="build-essential cmake pkg-config mosquitto mosquitto-dev libmosquitto-dev libssl-dev
-  libcjson-dev uthash-dev libicu-dev mosquitto-clients"
+  libcjson-dev uthash-dev libicu-dev libsqlite3-dev mosquitto-clients"
 # ... and the test suite on top.
-TEST_PACKAGES="chromium valgrind clang libclang-rt-14-dev iproute2 clang-format"
+TEST_PACKAGES="chromium valgrind clang libclang-rt-14-dev iproute2 clang-format sqlite3"
 
 say() { printf '\033[1m==> %s\033[0m\n' "$*"; }
 

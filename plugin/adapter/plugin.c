@@ -156,7 +156,8 @@ static int plugin__on_acl_check(int event, void *event_data, void *userdata)
 	}
 	struct plugin *plugin = userdata;
 	switch (chat_acl_check(plugin->chat, mosquitto_client_id(ev->client),
-		mosquitto_client_username(ev->client), access, ev->topic, ev->qos, ev->retain)) {
+		mosquitto_client_username(ev->client), access, ev->topic, ev->qos, ev->retain,
+		ev->payloadlen)) {
 	case CHAT_ACL_ALLOW:
 		return MOSQ_ERR_SUCCESS;
 	case CHAT_ACL_DEFER:

@@ -95,8 +95,32 @@ static enum chat_acl_result outside_chat(const struct chat *chat, enum chat_acce
 	return CHAT_ACL_ALLOW;
 }
 
+/*
+ * A directory record is delivered only while the chat knows its user or group. A retained record
+ * of one it does not know is a ghost of an earlier run (the broker's own persistence kept it, the
+ * chat's store did not: no database, or a crash before the record's batch was committed); it is
+ * never delivered, and the directory clears it on the next tick (docs/protocol.md §9.5). Empty
+ * payloads, which clear records, always pass.
+ */
+static enum chat_acl_result read_directory(struct chat *chat, const char *topic, size_t len)
+{
+	const char *id = topics_directory_id(topic);
+	if (id == NULL || len == 0) {
+		return CHAT_ACL_ALLOW;
+	}
+	bool user = ids_is_user(id);
+	if (user ? state_user_find(chat, id) != NULL
+		 : ids_is_group(id) && state_group_find(chat, id) != NULL) {
+		return CHAT_ACL_ALLOW;
+	}
+	if (user || ids_is_group(id)) {
+		state_note_changed(chat, id); /* the next flush publishes its empty record */
+	}
+	return CHAT_ACL_DENY;
+}
+
 enum chat_acl_result chat_acl_check(struct chat *chat, const char *clientid, const char *username,
-	enum chat_access access, const char *topic, int qos, bool retain)
+	enum chat_access access, const char *topic, int qos, bool retain, size_t payload_len)
 {
 	/*
 	 * Any check but a WRITE shows the connection is live. For READ (one per delivery) the
@@ -124,7 +148,7 @@ enum chat_acl_result chat_acl_check(struct chat *chat, const char *clientid, con
 	case CHAT_ACCESS_READ:
 		/* Runs for every delivery, also to offline persistent sessions. */
 		if (topics_is_directory(topic)) {
-			return CHAT_ACL_ALLOW;
+			return read_directory(chat, topic, payload_len);
 		}
 		if (validate_clientid(clientid) && topics_is_own_inbox(topic, clientid) &&
 			holds_own_session(chat, clientid, username)) {

@@ -9,8 +9,8 @@
 #include "directory.h"
 #include "log.h"
 #include "names.h"
-#include "persist.h"
 #include "state.h"
+#include "store.h"
 #include "topics.h"
 
 /* Offline users and idle sessions are looked at once a second, not on every tick. */
@@ -39,6 +39,7 @@ void chat_free(struct chat *chat)
 	if (chat == NULL) {
 		return;
 	}
+	store_stop(chat);
 	state_clear(chat);
 	names_free(chat->names);
 	free(chat);
@@ -153,21 +154,18 @@ void chat_on_tick(struct chat *chat, int64_t now_ms)
 		chat->next_expiry_scan = now_ms + EXPIRY_SCAN_INTERVAL_MS;
 	}
 	directory_flush(chat, now_ms);
-	persist_tick(chat, now_ms);
+	store_tick(chat, now_ms);
 }
 
 enum chat_err chat_state_load(struct chat *chat, int64_t now_ms)
 {
-	if (persist_load(chat, now_ms)) {
-		/* Clear retained directory topics of every id that is no more, a batch per tick. */
-		directory_sweep_from_start(chat);
-	}
-	return CHAT_OK;
+	return store_start(chat, now_ms);
 }
 
 enum chat_err chat_state_save(struct chat *chat)
 {
-	return persist_save(chat, true);
+	store_stop(chat);
+	return CHAT_OK;
 }
 
 void chat_get_stats(const struct chat *chat, struct chat_stats *out)

@@ -61,10 +61,11 @@ enum chat_err chat_on_publish(struct chat *chat, const struct chat_conn *conn, c
  * Decides an access check of the connection with client id `clientid` and MQTT username
  * `username` (either may be NULL). For SUBSCRIBE, `qos` is the requested QoS, remembered for
  * the client's deliveries when the filter covers its inbox; `retain` is the PUBLISH's retain
- * flag for WRITE.
+ * flag for WRITE; `payload_len` the length in bytes of the message delivered (READ) or published
+ * (WRITE), 0 for the empty payload that clears a retained record.
  */
 enum chat_acl_result chat_acl_check(struct chat *chat, const char *clientid, const char *username,
-	enum chat_access access, const char *topic, int qos, bool retain);
+	enum chat_access access, const char *topic, int qos, bool retain, size_t payload_len);
 
 /* A connection ended. `clean` is its clean-session flag; `sub_count` its subscriptions. */
 void chat_on_disconnect(struct chat *chat, const char *clientid, bool clean, int sub_count,

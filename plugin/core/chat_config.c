@@ -36,6 +36,10 @@ static const struct int_option {
 		"messages (0 = no limit)" },
 	{ "listen_backlog", offsetof(struct chat_config, listen_backlog), 0, 65535, 0,
 		"connections (0 = mosquitto's 100)" },
+	{ "history_days", offsetof(struct chat_config, history_days), 0, 36500, 365,
+		"days (0 = no limit)" },
+	{ "history_per_room", offsetof(struct chat_config, history_per_room), 0, 100000000, 10000,
+		"messages (0 = no limit)" },
 };
 #define INT_OPTION_COUNT (sizeof int_options / sizeof int_options[0])
 
@@ -63,6 +67,13 @@ void chat_config_defaults(struct chat_config *config)
 
 enum chat_err chat_config_check(const struct chat_config *config, char *err, size_t err_len)
 {
+	if (config->state_file[0] != '\0' && config->database[0] == '\0') {
+		snprintf(err, err_len,
+			"plugin_opt_state_file is only read once, to import it into plugin_opt_database: "
+			"set plugin_opt_database to a path (e.g. beside the state file, chat.db); see "
+			"README.md, 'Moving from state_file to database'");
+		return CHAT_ERR_BAD_OPTION;
+	}
 	if (config->outside_chat == CHAT_OUTSIDE_UNSET) {
 		snprintf(err, err_len,
 			"plugin_opt_outside_chat must be set, to defer or allow. defer: this broker has an "
@@ -155,13 +166,25 @@ enum chat_err chat_config_set(struct chat_config *config, const char *key, const
 				text);
 			return CHAT_ERR_BAD_OPTION;
 		}
-	} else if (strcmp(key, "state_file") == 0) {
-		if (text[0] != '/') {
+	} else if (strcmp(key, "history_visibility") == 0) {
+		if (strcmp(text, "joined") == 0) {
+			config->history_visibility_shared = false;
+		} else if (strcmp(text, "shared") == 0) {
+			config->history_visibility_shared = true;
+		} else {
 			snprintf(err, err_len,
-				"plugin_opt_state_file: '%s' is not an absolute path", text);
+				"plugin_opt_history_visibility: '%s' is neither joined nor shared",
+				text);
 			return CHAT_ERR_BAD_OPTION;
 		}
-		memcpy(config->state_file, text, strlen(text) + 1);
+	} else if (strcmp(key, "state_file") == 0 || strcmp(key, "database") == 0) {
+		if (text[0] != '/') {
+			snprintf(err, err_len, "plugin_opt_%s: '%s' is not an absolute path", key,
+				text);
+			return CHAT_ERR_BAD_OPTION;
+		}
+		memcpy(strcmp(key, "database") == 0 ? config->database : config->state_file, text,
+			strlen(text) + 1);
 	} else {
 		snprintf(err, err_len,
 			"plugin_opt_%s: unknown option (see README.md, section Options, for the list)",
@@ -181,11 +204,14 @@ void chat_config_describe(const struct chat_config *config, char *buf, size_t bu
 	}
 	if (used < buf_len) {
 		snprintf(buf + used, buf_len - used,
-			"bind_mqtt_username=%s outside_chat=%s state_file=%s",
+			"bind_mqtt_username=%s outside_chat=%s history_visibility=%s database=%s "
+			"state_file=%s",
 			config->bind_mqtt_username ? "true" : "false",
 			config->outside_chat == CHAT_OUTSIDE_ALLOW           ? "allow"
 				: config->outside_chat == CHAT_OUTSIDE_DEFER ? "defer"
 									     : "(unset)",
+			config->history_visibility_shared ? "shared" : "joined",
+			config->database[0] != '\0' ? config->database : "(none)",
 			config->state_file[0] != '\0' ? config->state_file : "(none)");
 	}
 }

@@ -33,10 +33,15 @@ struct chat_config {
 	int64_t request_burst;         /* requests a client may send at once */
 	int64_t offline_queue;         /* deliveries the broker queues per offline client (its
 	                                max_queued_messages); past it the user is told */
-	int64_t listen_backlog;  /* adapter: backlog for the broker's listeners; 0 leaves it */
-	bool bind_mqtt_username; /* chat username must equal the MQTT username */
+	int64_t listen_backlog;   /* adapter: backlog for the broker's listeners; 0 leaves it */
+	int64_t history_days;     /* messages older than this are not kept; 0: no limit */
+	int64_t history_per_room; /* newest messages kept per room; 0: no limit */
+	bool history_visibility_shared; /* members read a group's whole history, not only since
+	                                   they joined (plugin_opt_history_visibility shared) */
+	bool bind_mqtt_username;        /* chat username must equal the MQTT username */
 	enum chat_outside outside_chat;
-	char state_file[CHAT_PATH_MAX]; /* "" : chat state is not saved */
+	char database[CHAT_PATH_MAX];   /* the store (store.h); "": none, no history */
+	char state_file[CHAT_PATH_MAX]; /* an earlier release's state file to import; "": none */
 };
 
 /* Fills `config` with the defaults; outside_chat is left unset (it has no default). */

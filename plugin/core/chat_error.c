@@ -33,6 +33,8 @@ const char *chat_err_str(enum chat_err err)
 		return "rate_limited";
 	case CHAT_ERR_LIMIT_EXCEEDED:
 		return "limit_exceeded";
+	case CHAT_ERR_HISTORY_UNAVAILABLE:
+		return "history_unavailable";
 	case CHAT_ERR_INTERNAL:
 		break;
 	case CHAT_ERR_BAD_OPTION:

@@ -23,10 +23,11 @@ enum chat_err {
 	CHAT_ERR_MESSAGE_TOO_LARGE,
 	CHAT_ERR_RATE_LIMITED,
 	CHAT_ERR_LIMIT_EXCEEDED,
+	CHAT_ERR_HISTORY_UNAVAILABLE,
 	CHAT_ERR_INTERNAL,
 	/* Operator errors, never sent to a client: they stop the plugin from starting. */
-	CHAT_ERR_BAD_OPTION,     /* a plugin_opt_* value is refused (chat_config_set) */
-	CHAT_ERR_BAD_STATE_FILE, /* a state file is not what persist_save writes */
+	CHAT_ERR_BAD_OPTION, /* a plugin_opt_* value is refused (chat_config_set) */
+	CHAT_ERR_BAD_STATE_FILE, /* a state file or the database's records are not what persist.h reads */
 };
 
 /*

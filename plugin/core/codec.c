@@ -110,10 +110,16 @@ cJSON *codec_login_failure(const char *code, const char *detail)
 
 cJSON *codec_error(const char *action, const char *code, const char *detail)
 {
+	return codec_error_qid(action, code, detail, NULL);
+}
+
+cJSON *codec_error_qid(const char *action, const char *code, const char *detail, const char *qid)
+{
 	cJSON *doc = cJSON_CreateObject();
 	if (doc == NULL || cJSON_AddStringToObject(doc, "action", action) == NULL ||
 		cJSON_AddStringToObject(doc, "error", code) == NULL ||
-		cJSON_AddStringToObject(doc, "detail", detail) == NULL) {
+		cJSON_AddStringToObject(doc, "detail", detail) == NULL ||
+		(qid != NULL && cJSON_AddStringToObject(doc, "qid", qid) == NULL)) {
 		cJSON_Delete(doc);
 		return NULL;
 	}
@@ -121,16 +127,54 @@ cJSON *codec_error(const char *action, const char *code, const char *detail)
 }
 
 cJSON *codec_message(const char *sender, const char *receiver, const char *text, const char *id,
-	int64_t ts)
+	int64_t ts, const char *cid)
 {
 	cJSON *doc = cJSON_CreateObject();
 	if (doc == NULL || cJSON_AddStringToObject(doc, "sender", sender) == NULL ||
 		cJSON_AddStringToObject(doc, "receiver", receiver) == NULL ||
 		cJSON_AddStringToObject(doc, "message", text) == NULL ||
 		cJSON_AddStringToObject(doc, "id", id) == NULL ||
-		cJSON_AddNumberToObject(doc, "ts", (double)ts) == NULL) {
+		cJSON_AddNumberToObject(doc, "ts", (double)ts) == NULL ||
+		(cid != NULL && cJSON_AddStringToObject(doc, "cid", cid) == NULL)) {
 		cJSON_Delete(doc);
 		return NULL;
+	}
+	return doc;
+}
+
+cJSON *codec_sent(const char *cid, const char *id, int64_t ts, const char *receiver)
+{
+	cJSON *doc = cJSON_CreateObject();
+	if (doc == NULL || cJSON_AddStringToObject(doc, "cid", cid) == NULL ||
+		cJSON_AddStringToObject(doc, "id", id) == NULL ||
+		cJSON_AddNumberToObject(doc, "ts", (double)ts) == NULL ||
+		cJSON_AddStringToObject(doc, "receiver", receiver) == NULL) {
+		cJSON_Delete(doc);
+		return NULL;
+	}
+	return doc;
+}
+
+cJSON *codec_history(const char *qid, const char *room, const char *const *messages, size_t count,
+	bool complete)
+{
+	cJSON *doc = cJSON_CreateObject();
+	cJSON *list = NULL;
+	if (doc == NULL || (qid != NULL && cJSON_AddStringToObject(doc, "qid", qid) == NULL) ||
+		(room != NULL && cJSON_AddStringToObject(doc, "room", room) == NULL) ||
+		(list = cJSON_AddArrayToObject(doc, "messages")) == NULL ||
+		cJSON_AddBoolToObject(doc, "complete", complete) == NULL) {
+		cJSON_Delete(doc);
+		return NULL;
+	}
+	for (size_t i = 0; i < count; i++) {
+		/* Each text is a message document this codec rendered when it was sent. */
+		cJSON *item = cJSON_CreateRaw(messages[i]);
+		if (item == NULL || !cJSON_AddItemToArray(list, item)) {
+			cJSON_Delete(item);
+			cJSON_Delete(doc);
+			return NULL;
+		}
 	}
 	return doc;
 }

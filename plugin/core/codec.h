@@ -6,6 +6,8 @@
 #ifndef CHAT_CODEC_H
 #define CHAT_CODEC_H
 
+#include <stdbool.h>
+
 #include <cjson/cJSON.h>
 
 #include "state.h"
@@ -35,9 +37,26 @@ cJSON *codec_login_failure(const char *code, const char *detail);
 /* error: {"action": "<the seed's event name>", "error": "<code>", "detail": "<text>"} */
 cJSON *codec_error(const char *action, const char *code, const char *detail);
 
-/* message: {"sender", "receiver", "message", "id", "ts"}; `ts` in ms since the epoch. */
+/* error of a request with a `qid` (history): codec_error's document with "qid" when not NULL. */
+cJSON *codec_error_qid(const char *action, const char *code, const char *detail, const char *qid);
+
+/*
+ * message: {"sender", "receiver", "message", "id", "ts", "cid"}; `ts` in ms since the epoch;
+ * "cid" only when `cid` is not NULL (the sender's own id for the message, docs/protocol.md §4.4).
+ */
 cJSON *codec_message(const char *sender, const char *receiver, const char *text, const char *id,
-	int64_t ts);
+	int64_t ts, const char *cid);
+
+/* sent: {"cid", "id", "ts", "receiver"}, the acknowledgement of a message with a cid. */
+cJSON *codec_sent(const char *cid, const char *id, int64_t ts, const char *receiver);
+
+/*
+ * history: {"qid", "room", "messages": [...], "complete"}; "qid" and "room" only when not NULL.
+ * `messages` are `count` message documents as rendered when they were sent (borrowed), oldest
+ * first; they are put into the reply as they are.
+ */
+cJSON *codec_history(const char *qid, const char *room, const char *const *messages, size_t count,
+	bool complete);
 
 /*
  * Renders `doc` (borrowed) without white space. Returns the text, which the caller frees with

@@ -31,45 +31,8 @@ static void publish_entity(struct chat *chat, const char *id)
 	}
 }
 
-/* Ids cleared per tick after a restart, so a long history does not stall the broker. */
-#define SWEEP_BATCH 2000
-
-void directory_sweep_from_start(struct chat *chat)
-{
-	chat->directory.sweep_user = 1;
-	chat->directory.sweep_group = 1;
-	chat->directory.contacts_dirty = true;
-}
-
-static void sweep(struct chat *chat)
-{
-	char id[CHAT_ID_BUF];
-	unsigned budget = SWEEP_BATCH;
-	for (; chat->directory.sweep_user != 0 && budget > 0; budget--) {
-		if (chat->directory.sweep_user >= chat->ids.user.next) {
-			chat->directory.sweep_user = 0;
-			break;
-		}
-		ids_format_user(chat->directory.sweep_user++, id);
-		if (state_user_find(chat, id) == NULL) {
-			publish_entity(chat, id);
-		}
-	}
-	for (; chat->directory.sweep_group != 0 && budget > 0; budget--) {
-		if (chat->directory.sweep_group >= chat->ids.group.next) {
-			chat->directory.sweep_group = 0;
-			break;
-		}
-		ids_format_group(chat->directory.sweep_group++, id);
-		if (state_group_find(chat, id) == NULL) {
-			publish_entity(chat, id);
-		}
-	}
-}
-
 void directory_flush(struct chat *chat, int64_t now_ms)
 {
-	sweep(chat);
 	const struct changed_id *changed;
 	for (changed = chat->changes.ids; changed != NULL; changed = changed->hh.next) {
 		publish_entity(chat, changed->id);

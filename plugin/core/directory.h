@@ -29,11 +29,4 @@
  */
 void directory_flush(struct chat *chat, int64_t now_ms);
 
-/*
- * After a restart, clears the retained topics of every user and group id below the counters
- * that no longer exists, a batch per flush: the broker's own persistence may still hold records
- * that were deleted after the chat's last save.
- */
-void directory_sweep_from_start(struct chat *chat);
-
 #endif

@@ -16,9 +16,14 @@
 #include "tokens.h"
 #include "names.h"
 
-/* Version 2 keeps several sessions per user and the user's token hash; version 1 is read too. */
-#define STATE_VERSION 2
-#define SAVE_INTERVAL_MS 1000
+/*
+ * Version 3 adds each membership's visibility start ("since", the first message id the member
+ * may read in history); version 2 kept several sessions per user and the user's token hash;
+ * versions 1 and 2 are the state files of earlier releases, read once when they are imported.
+ */
+#define STATE_VERSION 3
+/* The largest counter a snapshot holds: JSON numbers are exact up to 2^53. */
+#define MAX_COUNTER 9007199254740992u
 
 /* ===================================================================================== */
 /* Saving                                                                                */
@@ -29,12 +34,10 @@ static const struct saved_counter {
 	const char *next;
 	const char *reserved;
 	size_t offset;
-	uint64_t block;
 } saved_counters[] = {
-	{ "next_user", "reserved_user", offsetof(struct chat, ids.user), PERSIST_ID_BLOCK },
-	{ "next_group", "reserved_group", offsetof(struct chat, ids.group), PERSIST_ID_BLOCK },
-	{ "next_message", "reserved_message", offsetof(struct chat, ids.message),
-		PERSIST_MESSAGE_BLOCK },
+	{ "next_user", "reserved_user", offsetof(struct chat, ids.user) },
+	{ "next_group", "reserved_group", offsetof(struct chat, ids.group) },
+	{ "next_message", "reserved_message", offsetof(struct chat, ids.message) },
 };
 #define SAVED_COUNTERS (sizeof saved_counters / sizeof saved_counters[0])
 
@@ -49,29 +52,6 @@ static const struct id_counter *counter_in(const struct chat *chat,
 	return (const struct id_counter *)(const void *)((const char *)chat + saved->offset);
 }
 
-/* Moves every counter's reserve a block ahead when it is within half a block of its end. */
-static void reserve_ahead(struct chat *chat, bool now)
-{
-	for (size_t i = 0; i < SAVED_COUNTERS; i++) {
-		struct id_counter *c = counter_of(chat, &saved_counters[i]);
-		if (now || c->next + saved_counters[i].block / 2 >= c->reserved) {
-			c->reserved = c->next + saved_counters[i].block;
-			chat->persist.dirty = true;
-		}
-	}
-}
-
-void persist_reserve_now(struct chat *chat)
-{
-	reserve_ahead(chat, true);
-	(void)persist_save(chat, false);
-}
-
-bool persist_reserve_exhausted(const struct chat *chat, const struct id_counter *counter)
-{
-	return chat->config.state_file[0] != '\0' && ids_reserve_exhausted(counter);
-}
-
 static cJSON *render_state(const struct chat *chat, bool clean)
 {
 	cJSON *doc = cJSON_CreateObject();
@@ -84,9 +64,13 @@ static cJSON *render_state(const struct chat *chat, bool clean)
 	}
 	for (size_t i = 0; i < SAVED_COUNTERS; i++) {
 		const struct id_counter *c = counter_in(chat, &saved_counters[i]);
+		/* Without a store nothing is reserved (0) or every id is (the clock's counters). */
+		uint64_t reserved = c->reserved < c->next ? c->next
+			: c->reserved > MAX_COUNTER       ? MAX_COUNTER
+							  : c->reserved;
 		if (cJSON_AddNumberToObject(doc, saved_counters[i].next, (double)c->next) == NULL ||
 			cJSON_AddNumberToObject(doc, saved_counters[i].reserved,
-				(double)c->reserved) == NULL) {
+				(double)reserved) == NULL) {
 			goto error;
 		}
 	}
@@ -124,18 +108,23 @@ static cJSON *render_state(const struct chat *chat, bool clean)
 	for (group = chat->groups; group != NULL; group = group->hh.next) {
 		cJSON *entry = cJSON_CreateObject();
 		cJSON_AddItemToArray(groups, entry);
-		cJSON *members = NULL;
+		cJSON *members = NULL, *since = NULL;
 		if (entry == NULL || cJSON_AddStringToObject(entry, "id", group->id) == NULL ||
-			(members = cJSON_AddArrayToObject(entry, "member")) == NULL) {
+			(members = cJSON_AddArrayToObject(entry, "member")) == NULL ||
+			(since = cJSON_AddArrayToObject(entry, "since")) == NULL) {
 			goto error;
 		}
 		const struct chat_member *member;
 		for (member = group->members; member != NULL; member = member->hh_group.next) {
 			cJSON *id = cJSON_CreateString(member->user->id);
-			if (id == NULL) {
+			cJSON *from = cJSON_CreateNumber((double)member->since);
+			if (id == NULL || from == NULL) {
+				cJSON_Delete(id);
+				cJSON_Delete(from);
 				goto error;
 			}
 			cJSON_AddItemToArray(members, id);
+			cJSON_AddItemToArray(since, from);
 		}
 	}
 	return doc;
@@ -161,77 +150,6 @@ void persist_render_free(char *text)
 	cJSON_free(text);
 }
 
-static bool write_file(const char *path, const char *text, size_t len)
-{
-	char tmp[CHAT_PATH_MAX + 8];
-	snprintf(tmp, sizeof tmp, "%s.new", path);
-	/*
-	 * 0600: the file lists every persistent client id, which in anonymous mode is what proves
-	 * a session (docs/protocol.md §2). fchmod also fixes a leftover .new of another mode.
-	 */
-	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-	if (fd < 0) {
-		return false;
-	}
-	FILE *f = fchmod(fd, 0600) == 0 ? fdopen(fd, "w") : NULL;
-	if (f == NULL) {
-		close(fd);
-		unlink(tmp);
-		return false;
-	}
-	bool ok = fwrite(text, 1, len, f) == len && fflush(f) == 0 && fsync(fileno(f)) == 0;
-	ok = fclose(f) == 0 && ok;
-	if (!ok || rename(tmp, path) != 0) {
-		unlink(tmp);
-		return false;
-	}
-	return true;
-}
-
-enum chat_err persist_save(struct chat *chat, bool clean)
-{
-	if (chat->config.state_file[0] == '\0') {
-		return CHAT_OK;
-	}
-	size_t len = 0;
-	char *text = persist_render(chat, clean, &len);
-	bool ok = text != NULL && write_file(chat->config.state_file, text, len);
-	persist_render_free(text);
-	if (!ok) {
-		if (!chat->persist.failing) {
-			log_printf(&chat->hooks, CHAT_LOG_ERR,
-				"chat: could not write the state file %s (%s); retrying every second",
-				chat->config.state_file, strerror(errno));
-		}
-		chat->persist.failing = true;
-		return CHAT_ERR_INTERNAL;
-	}
-	if (chat->persist.failing) {
-		log_printf(&chat->hooks, CHAT_LOG_NOTICE,
-			"chat: the state file %s is written again", chat->config.state_file);
-	}
-	chat->persist.failing = false;
-	chat->persist.dirty = false;
-	chat->persist.changes_saved = chat->changes.count;
-	chat->persist.sessions_saved = chat->changes.sessions;
-	return CHAT_OK;
-}
-
-void persist_tick(struct chat *chat, int64_t now_ms)
-{
-	if (chat->config.state_file[0] == '\0') {
-		return;
-	}
-	reserve_ahead(chat, false);
-	bool behind = chat->persist.dirty || chat->changes.count != chat->persist.changes_saved ||
-		chat->changes.sessions != chat->persist.sessions_saved;
-	if (!behind || now_ms < chat->persist.next_save_at) {
-		return;
-	}
-	(void)persist_save(chat, false);
-	chat->persist.next_save_at = now_ms + SAVE_INTERVAL_MS;
-}
-
 /* ===================================================================================== */
 /* Loading                                                                               */
 /* ===================================================================================== */
@@ -249,12 +167,23 @@ static bool bad(struct loader *ld, const char *what)
 	return false;
 }
 
+/* A visibility start: a whole JSON number from 0 to `limit`. */
+static bool counter_value(const cJSON *item, uint64_t limit, uint64_t *out)
+{
+	if (!cJSON_IsNumber(item) || item->valuedouble < 0 || item->valuedouble > (double)limit ||
+		item->valuedouble != (double)(uint64_t)item->valuedouble) {
+		return false;
+	}
+	*out = (uint64_t)item->valuedouble;
+	return true;
+}
+
 /* A counter: a JSON number that is a whole number from 1 to 2^53. */
 static bool counter(const cJSON *doc, const char *name, uint64_t *out)
 {
 	const cJSON *item = cJSON_GetObjectItemCaseSensitive(doc, name);
 	if (!cJSON_IsNumber(item) || item->valuedouble < 1 ||
-		item->valuedouble > 9007199254740992.0 ||
+		item->valuedouble > (double)MAX_COUNTER ||
 		item->valuedouble != (double)(uint64_t)item->valuedouble) {
 		return false;
 	}
@@ -389,17 +318,31 @@ static bool load_group(struct loader *ld, const cJSON *entry)
 	if (group == NULL) {
 		return bad(ld, "out of memory");
 	}
+	/* Version 3: "since" holds each member's visibility start, in the order of "member". */
+	const cJSON *since = cJSON_GetObjectItemCaseSensitive(entry, "since");
+	if (ld->version >= 3 &&
+		(!cJSON_IsArray(since) ||
+			cJSON_GetArraySize(since) != cJSON_GetArraySize(members))) {
+		return bad(ld, "a group's visibility list is malformed");
+	}
 	const cJSON *member;
+	const cJSON *from = ld->version >= 3 ? since->child : NULL;
 	cJSON_ArrayForEach(member, members) {
+		uint64_t start = 0;
 		if (!cJSON_IsString(member) || !ids_is_user(member->valuestring) ||
-			ids_number(member->valuestring) >= chat->ids.user.next) {
+			ids_number(member->valuestring) >= chat->ids.user.next ||
+			(from != NULL && !counter_value(from, chat->ids.message.next, &start))) {
 			return bad(ld, "a group member is malformed");
 		}
+		from = from != NULL ? from->next : NULL;
 		/* Members of clean sessions were not restored; the group goes on without them. */
 		struct chat_user *user = state_user_find(chat, member->valuestring);
-		if (user != NULL && state_member_find(group, user) == NULL &&
-			!state_member_add(chat, group, user)) {
-			return bad(ld, "out of memory");
+		struct chat_member *added = NULL;
+		if (user != NULL && state_member_find(group, user) == NULL) {
+			if ((added = state_member_add(chat, group, user)) == NULL) {
+				return bad(ld, "out of memory");
+			}
+			added->since = start;
 		}
 	}
 	if (group->member_count == 0) {
@@ -444,7 +387,8 @@ enum chat_err persist_parse(struct chat *chat, const char *text, size_t len, int
 	if (!cJSON_IsObject(doc)) {
 		bad(&ld, "not a JSON object");
 	} else if (!cJSON_IsNumber(version) ||
-		(version->valuedouble != STATE_VERSION && version->valuedouble != 1)) {
+		(version->valuedouble != STATE_VERSION && version->valuedouble != 2 &&
+			version->valuedouble != 1)) {
 		bad(&ld, "unknown version");
 	} else if (!load_counters(doc, chat) || !cJSON_IsArray(users) || !cJSON_IsArray(groups)) {
 		bad(&ld, "counters or lists missing or inconsistent");
@@ -471,13 +415,8 @@ enum chat_err persist_parse(struct chat *chat, const char *text, size_t len, int
 		for (size_t i = 0; i < SAVED_COUNTERS; i++) {
 			*counter_of(chat, &saved_counters[i]) = (struct id_counter){ .next = 1 };
 		}
-		chat->persist.dirty = false;
-		chat->persist.changes_saved = chat->changes.count;
-		chat->persist.sessions_saved = chat->changes.sessions;
 		return CHAT_ERR_BAD_STATE_FILE;
 	}
-	/* This run's first save says it has not (yet) shut down cleanly. */
-	chat->persist.dirty = true;
 	return CHAT_OK;
 }
 
@@ -505,49 +444,31 @@ static char *read_file(const char *path, size_t *len)
 	return text;
 }
 
-/*
- * Moves a state file that cannot be used out of the way, so that it is never overwritten. If
- * even that fails, saving is turned off for this run.
- */
-static void set_aside(struct chat *chat, const char *why)
+/* Renames the state file to PATH.<suffix>, so that it is never read or overwritten again. */
+static bool rename_to(const char *path, const char *suffix, char *out, size_t out_len)
 {
-	const char *path = chat->config.state_file;
-	char aside[CHAT_PATH_MAX + 48];
 	long long stamp = (long long)time(NULL);
-	snprintf(aside, sizeof aside, "%s.corrupt-%lld", path, stamp);
-	for (int n = 1; access(aside, F_OK) == 0 && n < 1000; n++) {
-		snprintf(aside, sizeof aside, "%s.corrupt-%lld-%d", path, stamp, n);
+	snprintf(out, out_len, "%s.%s", path, suffix);
+	for (int n = 1; access(out, F_OK) == 0 && n < 1000; n++) {
+		snprintf(out, out_len, "%s.%s-%lld-%d", path, suffix, stamp, n);
 	}
-	if (rename(path, aside) == 0) {
-		log_printf(&chat->hooks, CHAT_LOG_ERR,
-			"chat: the state file %s is unusable (%s); moved it to %s and starting with empty "
-			"chat state",
-			path, why, aside);
-		chat->persist.dirty = true;
-	} else {
-		log_printf(&chat->hooks, CHAT_LOG_ERR,
-			"chat: the state file %s is unusable (%s) and cannot be moved aside (%s); starting "
-			"with empty chat state and NOT saving it in this run",
-			path, why, strerror(errno));
-		chat->config.state_file[0] = '\0';
-	}
+	return rename(path, out) == 0;
 }
 
-bool persist_load(struct chat *chat, int64_t now_ms)
+bool persist_import(struct chat *chat, int64_t now_ms)
 {
 	const char *path = chat->config.state_file;
-	if (path[0] == '\0') {
-		return false;
-	}
+	char moved[CHAT_PATH_MAX + 48];
 	size_t len = 0;
 	char *text = read_file(path, &len);
 	if (text == NULL) {
 		if (errno == ENOENT) {
 			log_printf(&chat->hooks, CHAT_LOG_NOTICE,
-				"chat: no state file at %s yet; starting empty", path);
-			chat->persist.dirty = true;
+				"chat: no state file at %s to import (already imported?)", path);
 		} else {
-			set_aside(chat, strerror(errno));
+			log_printf(&chat->hooks, CHAT_LOG_ERR,
+				"chat: cannot read the state file %s to import it: %s", path,
+				strerror(errno));
 		}
 		return false;
 	}
@@ -555,12 +476,20 @@ bool persist_load(struct chat *chat, int64_t now_ms)
 	enum chat_err rc = persist_parse(chat, text, len, now_ms, err, sizeof err);
 	free(text);
 	if (rc != CHAT_OK) {
-		set_aside(chat, err);
+		bool ok = rename_to(path, "corrupt", moved, sizeof moved);
+		log_printf(&chat->hooks, CHAT_LOG_ERR,
+			"chat: the state file %s cannot be imported (%s); %s%s", path, err,
+			ok ? "moved it to " : "and it cannot be moved aside", ok ? moved : "");
 		return false;
 	}
 	struct chat_stats stats;
 	state_stats(chat, &stats);
-	log_printf(&chat->hooks, CHAT_LOG_INFO, "chat: restored %zu users and %zu groups from %s",
-		stats.users, stats.groups, path);
+	bool ok = rename_to(path, "imported", moved, sizeof moved);
+	log_printf(&chat->hooks, CHAT_LOG_NOTICE,
+		"chat: imported %zu users and %zu groups from the state file %s into the database "
+		"%s; %s%s",
+		stats.users, stats.groups, path, chat->config.database,
+		ok ? "the file is now " : "the file could not be renamed: move it away by hand",
+		ok ? moved : "");
 	return true;
 }

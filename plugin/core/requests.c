@@ -18,8 +18,8 @@
 #include "log.h"
 #include "names.h"
 #include "outbox.h"
-#include "persist.h"
 #include "state.h"
+#include "store.h"
 #include "tokens.h"
 #include "topics.h"
 
@@ -34,6 +34,7 @@ struct request {
 	const char *room; /* the topic level after chat/msg/ (may be empty or hold '/') */
 	int64_t now_ms;   /* monotonic */
 	cJSON *root;
+	const char *qid;    /* a history request's qid, echoed in its error */
 	const char *detail; /* why the request failed, for the client */
 	char detail_buf[160];
 };
@@ -62,18 +63,19 @@ static enum chat_err failf(struct request *req, enum chat_err err, const char *f
 /* ===================================================================================== */
 
 /*
- * The next number of `counter`. With a state file an id is issued only once the file reserves
- * it (persist.h). The tick moves the reserves ahead; when one still runs out between two ticks
- * (over 500 logins or groups in a second), the state file is written here, synchronously, in
- * the MESSAGE callback: the one place where request handling may wait for the disk, and the
- * price of never issuing an id twice after a crash.
+ * Takes the next number of `counter` into *out. With a database an id is issued only once the
+ * store has committed its reservation (store.h); the tick keeps reservations ahead, so only a
+ * database that stalls for many seconds makes this fail, and the request is refused rather
+ * than waiting for the disk in the MESSAGE callback.
  */
-static uint64_t take_id(struct chat *chat, struct id_counter *counter)
+static enum chat_err take_id(struct request *req, struct id_counter *counter, uint64_t *out)
 {
-	if (persist_reserve_exhausted(chat, counter)) {
-		persist_reserve_now(chat);
+	if (!store_id_ready(req->chat, counter)) {
+		return fail(req, CHAT_ERR_RATE_LIMITED,
+			"the chat's database is behind; try again in a moment");
 	}
-	return ids_take(counter);
+	*out = ids_take(counter);
+	return CHAT_OK;
 }
 
 /* Delivers `text` to every session of `user` but `except` (may be NULL). */
@@ -130,7 +132,7 @@ static void reply_error(struct request *req, enum chat_err err)
 			topics_action(req->kind), session->clientid, code, detail);
 	}
 
-	cJSON *doc = codec_error(topics_action(req->kind), code, detail);
+	cJSON *doc = codec_error_qid(topics_action(req->kind), code, detail, req->qid);
 	if (doc != NULL) {
 		(void)outbox_reply_doc(chat, session, "error", doc);
 	}
@@ -241,12 +243,17 @@ static enum chat_err create_user(struct request *req, const char *username, size
 {
 	struct chat *chat = req->chat;
 	uint8_t hash[TOKENS_HASH_SIZE];
+	uint64_t number = 0;
+	token[0] = '\0';
+	if (take_id(req, &chat->ids.user, &number) != CHAT_OK) {
+		return CHAT_ERR_RATE_LIMITED;
+	}
 	if (!chat->config.bind_mqtt_username && tokens_new(token, hash) != CHAT_OK) {
 		token[0] = '\0';
 		return fail(req, CHAT_ERR_INTERNAL, "no token could be made");
 	}
 	char id[CHAT_ID_BUF];
-	ids_format_user(take_id(chat, &chat->ids.user), id);
+	ids_format_user(number, id);
 	struct chat_user *user =
 		state_user_add(chat, req->session, id, username, len, key, key_len);
 	if (user == NULL) {
@@ -374,6 +381,20 @@ static enum chat_err handle_logout(struct request *req)
 	return CHAT_OK;
 }
 
+/* Acknowledges a message that carried a cid to the session that sent it (§4.4). */
+static enum chat_err reply_sent(struct request *req, const char *cid, const char *id, int64_t ts,
+	const char *receiver)
+{
+	cJSON *doc = codec_sent(cid, id, ts, receiver);
+	size_t len = 0;
+	char *text = doc != NULL ? codec_render(doc, &len) : NULL;
+	cJSON_Delete(doc);
+	enum chat_err rc = text != NULL ? outbox_deliver(req->chat, req->session, "sent", text, len)
+					: CHAT_ERR_INTERNAL;
+	codec_free(text);
+	return rc == CHAT_OK ? CHAT_OK : fail(req, rc, "the acknowledgement could not be queued");
+}
+
 static enum chat_err handle_message(struct request *req)
 {
 	struct chat *chat = req->chat;
@@ -423,10 +444,32 @@ static enum chat_err handle_message(struct request *req)
 			"the topic must be chat/msg/<groupid> or chat/msg/<userid>");
 	}
 
+	/* A repeat of a recent cid is acknowledged again and not delivered again (§4.4). */
+	const char *cid = NULL;
+	const cJSON *cid_item = field(req->root, "cid");
+	if (cid_item != NULL) {
+		if (!cJSON_IsString(cid_item) || cid_item->valuestring[0] == '\0' ||
+			strlen(cid_item->valuestring) > STATE_CID_MAX ||
+			!validate_utf8(cid_item->valuestring, strlen(cid_item->valuestring))) {
+			return failf(req, CHAT_ERR_INVALID_REQUEST,
+				"field 'cid' must be a string of 1 to %d bytes of UTF-8",
+				STATE_CID_MAX);
+		}
+		cid = cid_item->valuestring;
+		const struct sent_cid *seen = state_cid_find(sender, cid, req->now_ms);
+		if (seen != NULL) {
+			return reply_sent(req, cid, seen->id, seen->ts, seen->receiver);
+		}
+	}
+
+	uint64_t number = 0;
+	if (take_id(req, &chat->ids.message, &number) != CHAT_OK) {
+		return CHAT_ERR_RATE_LIMITED;
+	}
 	char id[CHAT_ID_BUF];
-	ids_format_message(take_id(chat, &chat->ids.message), id);
-	cJSON *doc = codec_message(sender->id, room, text->valuestring, id,
-		chat->hooks.wall_ms(chat->hooks.ctx));
+	ids_format_message(number, id);
+	int64_t ts = chat->hooks.wall_ms(chat->hooks.ctx);
+	cJSON *doc = codec_message(sender->id, room, text->valuestring, id, ts, cid);
 	size_t len = 0;
 	char *rendered = doc != NULL ? codec_render(doc, &len) : NULL;
 	cJSON_Delete(doc);
@@ -440,6 +483,7 @@ static enum chat_err handle_message(struct request *req)
 	 * reaches every session of one's own, the sending one included).
 	 */
 	enum chat_err rc = CHAT_OK;
+	char key[STORE_ROOM_KEY_MAX];
 	if (peer != NULL) {
 		rc = deliver_to_user(chat, peer, NULL, "message", rendered, len);
 		if (peer != sender &&
@@ -447,6 +491,8 @@ static enum chat_err handle_message(struct request *req)
 				CHAT_OK) {
 			rc = CHAT_ERR_INTERNAL;
 		}
+		store_direct_key(sender->id, peer->id, key);
+		store_message(chat, number, key, sender->id, peer->id, ts, rendered, len);
 	} else {
 		const struct chat_member *member;
 		for (member = group->members; member != NULL; member = member->hh_group.next) {
@@ -455,9 +501,19 @@ static enum chat_err handle_message(struct request *req)
 				rc = CHAT_ERR_INTERNAL;
 			}
 		}
+		store_message(chat, number, group->id, NULL, NULL, ts, rendered, len);
 	}
 	codec_free(rendered);
-	return rc == CHAT_OK ? CHAT_OK : fail(req, rc, "a delivery could not be queued");
+	if (rc != CHAT_OK) {
+		return fail(req, rc, "a delivery could not be queued");
+	}
+	if (cid == NULL) {
+		return CHAT_OK;
+	}
+	if (!state_cid_add(sender, cid, id, ts, room, req->now_ms)) {
+		log_printf(&chat->hooks, CHAT_LOG_ERR, "chat: out of memory remembering a cid");
+	}
+	return reply_sent(req, cid, id, ts, room);
 }
 
 /* True when `user` may join no more groups. */
@@ -503,8 +559,12 @@ static enum chat_err handle_create_group(struct request *req)
 			(long long)chat->config.max_group_members);
 	}
 
+	uint64_t number = 0;
+	if (take_id(req, &chat->ids.group, &number) != CHAT_OK) {
+		return CHAT_ERR_RATE_LIMITED;
+	}
 	char id[CHAT_ID_BUF];
-	ids_format_group(take_id(chat, &chat->ids.group), id);
+	ids_format_group(number, id);
 	struct chat_group *group = state_group_add(chat, id);
 	if (group == NULL || !state_member_add(chat, group, sender)) {
 		goto nomem;
@@ -583,6 +643,120 @@ static enum chat_err handle_leave_group(struct request *req)
 	}
 	state_member_remove(req->chat, member);
 	return CHAT_OK;
+}
+
+/* Longest qid echoed in a history reply. */
+#define HISTORY_QID_MAX 128
+#define HISTORY_LIMIT_MAX 100
+#define HISTORY_LIMIT_DEFAULT 50
+
+/*
+ * A cursor field (`before` or `after`): absent (0), or a message id as a decimal string without
+ * a leading zero that SQLite's integers hold.
+ */
+static enum chat_err cursor_field(struct request *req, const char *name, uint64_t *out)
+{
+	*out = 0;
+	const cJSON *item = field(req->root, name);
+	if (item == NULL) {
+		return CHAT_OK;
+	}
+	const char *text = cJSON_IsString(item) ? item->valuestring : NULL;
+	size_t len = text != NULL ? strlen(text) : 0;
+	bool ok = len > 0 && len <= 19 && text[0] != '0';
+	for (size_t i = 0; ok && i < len; i++) {
+		ok = text[i] >= '0' && text[i] <= '9';
+	}
+	if (!ok) {
+		return failf(req, CHAT_ERR_INVALID_REQUEST,
+			"field '%s' must be a message id: a decimal string of at most 19 digits",
+			name);
+	}
+	*out = strtoull(text, NULL, 10);
+	return CHAT_OK;
+}
+
+static enum chat_err handle_history(struct request *req)
+{
+	struct chat *chat = req->chat;
+	struct chat_user *user = req->session->user;
+	struct store_query query = { .limit = HISTORY_LIMIT_DEFAULT };
+
+	const cJSON *qid = field(req->root, "qid");
+	if (qid != NULL && (!cJSON_IsString(qid) || strlen(qid->valuestring) > HISTORY_QID_MAX)) {
+		return failf(req, CHAT_ERR_INVALID_REQUEST,
+			"field 'qid' must be a string of at most %d bytes", HISTORY_QID_MAX);
+	}
+	query.qid = req->qid = qid != NULL ? qid->valuestring : NULL;
+	const cJSON *limit = field(req->root, "limit");
+	if (limit != NULL) {
+		if (!cJSON_IsNumber(limit) || limit->valuedouble < 1 ||
+			limit->valuedouble > HISTORY_LIMIT_MAX ||
+			limit->valuedouble != (double)(int)limit->valuedouble) {
+			return failf(req, CHAT_ERR_INVALID_REQUEST,
+				"field 'limit' must be a whole number from 1 to %d",
+				HISTORY_LIMIT_MAX);
+		}
+		query.limit = (int)limit->valuedouble;
+	}
+	enum chat_err err = cursor_field(req, "before", &query.before);
+	if (err == CHAT_OK) {
+		err = cursor_field(req, "after", &query.after);
+	}
+	if (err != CHAT_OK) {
+		return err;
+	}
+	if (query.before != 0 && query.after != 0 && query.after >= query.before) {
+		return fail(req, CHAT_ERR_INVALID_REQUEST, "'after' must be smaller than 'before'");
+	}
+
+	const cJSON *room = field(req->root, "room");
+	char key[STORE_ROOM_KEY_MAX];
+	if (room == NULL) {
+		if (query.before != 0) {
+			return fail(req, CHAT_ERR_INVALID_REQUEST,
+				"'before' needs a 'room'; without one, ask with 'after' (catch-up) or "
+				"with no cursor (summary)");
+		}
+	} else if (!cJSON_IsString(room)) {
+		return fail(req, CHAT_ERR_INVALID_REQUEST, "field 'room' must be a string");
+	} else if (ids_is_group(room->valuestring)) {
+		struct chat_group *group = state_group_find(chat, room->valuestring);
+		if (group == NULL) {
+			return failf(req, CHAT_ERR_UNKNOWN_ROOM, "there is no group %s",
+				room->valuestring);
+		}
+		const struct chat_member *member = state_member_find(group, user);
+		if (member == NULL) {
+			return failf(req, CHAT_ERR_NOT_A_MEMBER, "you are not a member of group %s",
+				room->valuestring);
+		}
+		query.room = query.room_key = group->id;
+		query.since = chat->config.history_visibility_shared ? 0 : member->since;
+	} else if (ids_is_user(room->valuestring)) {
+		/* A direct conversation stays readable after the other user is gone (§9.3). */
+		store_direct_key(user->id, room->valuestring, key);
+		query.room = room->valuestring;
+		query.room_key = key;
+	} else {
+		return fail(req, CHAT_ERR_UNKNOWN_ROOM, "field 'room' must be a group or user id");
+	}
+
+	err = store_query(chat, req->session, &query);
+	switch (err) {
+	case CHAT_OK:
+		return CHAT_OK;
+	case CHAT_ERR_RATE_LIMITED:
+		return failf(req, err, "at most %d history requests of a session may wait at once",
+			STORE_QUERIES_PER_SESSION);
+	case CHAT_ERR_HISTORY_UNAVAILABLE:
+		return fail(req, err,
+			chat->store == NULL
+				? "this chat keeps no history (no plugin_opt_database)"
+				: "the chat's database is failing or overloaded; try later");
+	default:
+		return fail(req, err, "out of memory");
+	}
 }
 
 /* ===================================================================================== */
@@ -694,6 +868,8 @@ static enum chat_err dispatch(struct request *req, const char *payload, size_t l
 		return handle_join_group(req);
 	case REQ_LEAVE_GROUP:
 		return handle_leave_group(req);
+	case REQ_HISTORY:
+		return handle_history(req);
 	}
 	return fail(req, CHAT_ERR_INVALID_REQUEST, "unknown request");
 }
@@ -748,7 +924,7 @@ enum chat_err chat_on_publish(struct chat *chat, const struct chat_conn *conn, c
 	req.session->expires_at = 0;
 	if (req.session->persistent != !conn->clean) {
 		req.session->persistent = !conn->clean;
-		state_note_session_changed(chat);
+		state_note_session_changed(chat, req.session);
 	}
 	/* A MESSAGE event is never a will: this connection is live. */
 	state_session_seen(chat, req.session, conn->username);

@@ -8,33 +8,51 @@
 /* Changes                                                                               */
 /* ===================================================================================== */
 
-void state_note_changed(struct chat *chat, const char *id)
+/* Puts `id` into a set of changed ids; false on no memory. */
+static bool set_add(struct changed_id **set, const char *id)
 {
-	chat->changes.count++;
 	struct changed_id *changed = NULL;
-	HASH_FIND_STR(chat->changes.ids, id, changed);
+	HASH_FIND_STR(*set, id, changed);
 	if (changed != NULL) {
-		return;
+		return true;
 	}
 	changed = calloc(1, sizeof *changed);
 	if (changed == NULL) {
-		/*
-		 * The counter moved, so the snapshot and the state file still follow; only this
-		 * entity's own retained topic misses this change.
-		 */
-		return;
+		return false;
 	}
 	snprintf(changed->id, sizeof changed->id, "%s", id);
-	HASH_ADD_STR(chat->changes.ids, id, changed);
+	HASH_ADD_STR(*set, id, changed);
+	return true;
+}
+
+static void set_clear(struct changed_id **set)
+{
+	struct changed_id *changed, *tmp;
+	HASH_ITER(hh, *set, changed, tmp) {
+		HASH_DEL(*set, changed);
+		free(changed);
+	}
+}
+
+void state_note_changed(struct chat *chat, const char *id)
+{
+	chat->changes.count++;
+	/*
+	 * On no memory the counter still moved, so the snapshot follows; only this entity's own
+	 * retained topic (or its row in the database, until its next change) misses the change.
+	 */
+	(void)set_add(&chat->changes.ids, id);
+	(void)set_add(&chat->changes.unsaved, id);
 }
 
 void state_changes_clear(struct chat *chat)
 {
-	struct changed_id *changed, *tmp;
-	HASH_ITER(hh, chat->changes.ids, changed, tmp) {
-		HASH_DEL(chat->changes.ids, changed);
-		free(changed);
-	}
+	set_clear(&chat->changes.ids);
+}
+
+void state_unsaved_clear(struct chat *chat)
+{
+	set_clear(&chat->changes.unsaved);
 }
 
 /* ===================================================================================== */
@@ -85,9 +103,11 @@ void state_session_seen(struct chat *chat, struct chat_session *session, const c
 	session->foreign_holder = !session->holder_ok;
 }
 
-void state_note_session_changed(struct chat *chat)
+void state_note_session_changed(struct chat *chat, const struct chat_session *session)
 {
-	chat->changes.sessions++;
+	if (session->user != NULL) {
+		(void)set_add(&chat->changes.unsaved, session->user->id);
+	}
 }
 
 static void inbox_qos_recompute(struct chat *chat, struct chat_session *session)
@@ -102,7 +122,7 @@ static void inbox_qos_recompute(struct chat *chat, struct chat_session *session)
 	}
 	if (qos != session->inbox_qos) {
 		session->inbox_qos = qos;
-		state_note_session_changed(chat);
+		state_note_session_changed(chat, session);
 	}
 }
 
@@ -119,7 +139,7 @@ bool state_session_inbox_subscribe(struct chat *chat, struct chat_session *sessi
 			bool first = session->inbox_filters == NULL;
 			if (first || q > session->inbox_qos) {
 				session->inbox_qos = q;
-				state_note_session_changed(chat);
+				state_note_session_changed(chat, session);
 			}
 			return false;
 		}
@@ -156,6 +176,56 @@ void state_session_inbox_clear(struct chat_session *session)
 /* ===================================================================================== */
 /* Users                                                                                 */
 /* ===================================================================================== */
+
+static void user_free(struct chat_user *user)
+{
+	struct sent_cid *sent, *tmp;
+	HASH_ITER(hh, user->cids, sent, tmp) {
+		HASH_DEL(user->cids, sent);
+		free(sent);
+	}
+	free(user);
+}
+
+/* Forgets the user's cids older than STATE_CID_MS; they are in insertion order, oldest first. */
+static void cids_expire(struct chat_user *user, int64_t now_ms)
+{
+	struct sent_cid *sent, *tmp;
+	HASH_ITER(hh, user->cids, sent, tmp) {
+		if (now_ms - sent->at_ms < STATE_CID_MS &&
+			HASH_CNT(hh, user->cids) <= STATE_CIDS_PER_USER) {
+			break;
+		}
+		HASH_DEL(user->cids, sent);
+		free(sent);
+	}
+}
+
+const struct sent_cid *state_cid_find(struct chat_user *user, const char *cid, int64_t now_ms)
+{
+	cids_expire(user, now_ms);
+	struct sent_cid *sent = NULL;
+	HASH_FIND_STR(user->cids, cid, sent);
+	return sent;
+}
+
+bool state_cid_add(struct chat_user *user, const char *cid, const char *id, int64_t ts,
+	const char *receiver, int64_t now_ms)
+{
+	size_t len = strlen(cid);
+	struct sent_cid *sent = calloc(1, sizeof *sent + len + 1);
+	if (sent == NULL) {
+		return false;
+	}
+	sent->at_ms = now_ms;
+	sent->ts = ts;
+	snprintf(sent->id, sizeof sent->id, "%s", id);
+	snprintf(sent->receiver, sizeof sent->receiver, "%s", receiver);
+	memcpy(sent->cid, cid, len + 1);
+	HASH_ADD_STR(user->cids, cid, sent);
+	cids_expire(user, now_ms);
+	return true;
+}
 
 struct chat_user *state_user_find(struct chat *chat, const char *userid)
 {
@@ -271,7 +341,7 @@ void state_user_remove(struct chat *chat, struct chat_user *user)
 	state_note_changed(chat, user->id);
 	HASH_DELETE(hh_id, chat->users_by_id, user);
 	HASH_DELETE(hh_name, chat->users_by_name, user);
-	free(user);
+	user_free(user);
 }
 
 /* ===================================================================================== */
@@ -304,20 +374,22 @@ struct chat_member *state_member_find(struct chat_group *group, const struct cha
 	return member;
 }
 
-bool state_member_add(struct chat *chat, struct chat_group *group, struct chat_user *user)
+struct chat_member *state_member_add(struct chat *chat, struct chat_group *group,
+	struct chat_user *user)
 {
 	struct chat_member *member = calloc(1, sizeof *member);
 	if (member == NULL) {
-		return false;
+		return NULL;
 	}
 	member->user = user;
 	member->group = group;
+	member->since = chat->ids.message.next;
 	HASH_ADD_KEYPTR(hh_group, group->members, user->id, strlen(user->id), member);
 	HASH_ADD_KEYPTR(hh_user, user->groups, group->id, strlen(group->id), member);
 	group->member_count++;
 	chat->membership_count++;
 	state_note_changed(chat, group->id);
-	return true;
+	return member;
 }
 
 static void member_unlink(struct chat *chat, struct chat_member *member)
@@ -370,7 +442,7 @@ void state_clear(struct chat *chat)
 	HASH_ITER(hh_id, chat->users_by_id, user, utmp) {
 		HASH_DELETE(hh_id, chat->users_by_id, user);
 		HASH_DELETE(hh_name, chat->users_by_name, user);
-		free(user);
+		user_free(user);
 	}
 	struct chat_session *session, *stmp;
 	HASH_ITER(hh, chat->sessions, session, stmp) {
@@ -378,6 +450,7 @@ void state_clear(struct chat *chat)
 	}
 	chat->grace_sessions = 0;
 	state_changes_clear(chat);
+	state_unsaved_clear(chat);
 }
 
 void state_stats(const struct chat *chat, struct chat_stats *out)

@@ -43,6 +43,7 @@
 #include "validate.h"
 
 struct names;
+struct store;
 
 /* Where a session's connection is. */
 enum presence {
@@ -62,6 +63,23 @@ enum warn_kind {
 
 struct chat_member;
 
+/*
+ * A message a user sent with a client-chosen id (`cid`, docs/protocol.md §4.4): a repeat of the
+ * cid within STATE_CID_MS is answered with the same id and not delivered again. A user keeps at
+ * most STATE_CIDS_PER_USER of them (the oldest go first).
+ */
+#define STATE_CID_MS (10 * 60 * 1000)
+#define STATE_CIDS_PER_USER 10000
+#define STATE_CID_MAX 64 /* bytes */
+struct sent_cid {
+	UT_hash_handle hh; /* user->cids, key cid, in insertion order */
+	int64_t at_ms;     /* monotonic ms it was accepted */
+	int64_t ts;        /* the message's ts */
+	char id[CHAT_ID_BUF];
+	char receiver[CHAT_ID_BUF];
+	char cid[];
+};
+
 struct chat_user {
 	UT_hash_handle hh_id;          /* chat->users_by_id, key id */
 	UT_hash_handle hh_name;        /* chat->users_by_name, key `key` */
@@ -70,6 +88,7 @@ struct chat_user {
 	unsigned session_count;
 	unsigned online_count;      /* sessions in PRESENCE_ONLINE */
 	struct chat_member *groups; /* this user's memberships, by group id (hh_user) */
+	struct sent_cid *cids;      /* cids of its recent messages */
 	bool has_token;             /* anonymous mode: token_hash proves the user (tokens.h) */
 	uint8_t token_hash[32];
 	char id[CHAT_ID_BUF];
@@ -88,6 +107,7 @@ struct chat_member {
 	UT_hash_handle hh_user;  /* in user->groups, key group->id */
 	struct chat_user *user;
 	struct chat_group *group;
+	uint64_t since; /* the first message id this membership may read in history (§9.3) */
 };
 
 /*
@@ -123,6 +143,7 @@ struct chat_session {
 	double tokens;       /* requests it may still send now (token bucket) */
 	int64_t refilled_at; /* monotonic ms of the bucket's last refill */
 	int64_t queued;      /* deliveries handed to the broker while its user was away */
+	unsigned history_waiting; /* its history requests the store has not answered yet */
 	uint8_t inbox_qos;
 	bool valid_id;
 	bool persistent; /* its last connection asked for a persistent session */
@@ -149,14 +170,15 @@ struct chat {
 	size_t membership_count;
 	size_t grace_sessions; /* sessions in PRESENCE_GRACE: while 0, no check looks them up */
 
-	/* Changes (state.c records them; directory.c and persist.c read them on TICK). */
+	/* Changes (state.c records them; directory.c and store.c read them on TICK). */
 	struct {
 		uint64_t count;         /* bumped by every change of a user, group or membership */
-		uint64_t sessions;      /* bumped when what is saved of a session changes */
 		struct changed_id *ids; /* users and groups changed since directory.c took them */
+		struct changed_id *unsaved; /* users (with their sessions) and groups changed since
+		                               store.c last wrote them */
 	} changes;
 
-	/* Ids (ids.c; requests.c takes them, persist.c reserves them). */
+	/* Ids (ids.c; requests.c takes them, store.c reserves them). */
 	struct chat_ids ids;
 
 	/* The retained directory (directory.c). */
@@ -166,18 +188,10 @@ struct chat {
 		int64_t changed_at;    /* monotonic ms of the flush that saw the last change */
 		bool stale;            /* a change is waiting for the snapshot, ... */
 		int64_t stale_since;   /* ... since the flush that saw it (monotonic ms) */
-		uint64_t sweep_user;   /* restored: user ids below ids.user.next still to clear */
-		uint64_t sweep_group;  /* ... and group ids below ids.group.next */
 	} directory;
 
-	/* The state file (persist.c). */
-	struct {
-		uint64_t changes_saved;  /* changes.count when the file was last written */
-		uint64_t sessions_saved; /* changes.sessions then */
-		bool dirty;              /* behind for another reason: ids reserved, a first save */
-		int64_t next_save_at;    /* monotonic ms before which the file is not written */
-		bool failing;            /* the last save failed (logged once until one succeeds) */
-	} persist;
+	/* The database and its worker thread (store.c); NULL without plugin_opt_database. */
+	struct store *store;
 
 	/* Lifecycle (chat.c). */
 	bool started;             /* the first tick has run */
@@ -219,8 +233,8 @@ void state_session_inbox_unsubscribe(struct chat *chat, struct chat_session *ses
  */
 void state_session_seen(struct chat *chat, struct chat_session *session, const char *username);
 
-/* Records a change of what the state file keeps of a session (persistence, inbox QoS). */
-void state_note_session_changed(struct chat *chat);
+/* Records a change of what the store keeps of a session (persistence, inbox QoS). */
+void state_note_session_changed(struct chat *chat, const struct chat_session *session);
 
 /* Forgets every inbox filter (its connection ended with a clean session); inbox QoS back to 1. */
 void state_session_inbox_clear(struct chat_session *session);
@@ -264,6 +278,16 @@ void state_session_end(struct chat *chat, struct chat_session *session);
  */
 void state_user_remove(struct chat *chat, struct chat_user *user);
 
+/*
+ * The user's message with client id `cid` accepted in the last STATE_CID_MS, or NULL; forgets
+ * older ones.
+ */
+const struct sent_cid *state_cid_find(struct chat_user *user, const char *cid, int64_t now_ms);
+
+/* Remembers that the user's message `cid` got id `id` and `ts`. False on no memory. */
+bool state_cid_add(struct chat_user *user, const char *cid, const char *id, int64_t ts,
+	const char *receiver, int64_t now_ms);
+
 /* True while any of the user's sessions is online. */
 bool state_user_online(const struct chat_user *user);
 
@@ -281,8 +305,12 @@ struct chat_group *state_group_add(struct chat *chat, const char *id);
 
 struct chat_member *state_member_find(struct chat_group *group, const struct chat_user *user);
 
-/* Adds `user` to `group` (not already a member). Returns false on no memory, changing nothing. */
-bool state_member_add(struct chat *chat, struct chat_group *group, struct chat_user *user);
+/*
+ * Adds `user` to `group` (not already a member), visible in history from the next message id
+ * on. Returns the membership, or NULL on no memory, changing nothing.
+ */
+struct chat_member *state_member_add(struct chat *chat, struct chat_group *group,
+	struct chat_user *user);
 
 /* Removes a membership; deletes the group if it is left empty. Records the changes. */
 void state_member_remove(struct chat *chat, struct chat_member *member);
@@ -302,6 +330,9 @@ void state_note_changed(struct chat *chat, const char *id);
 
 /* Forgets the changed ids (directory.c, after publishing them). The counter stays. */
 void state_changes_clear(struct chat *chat);
+
+/* Forgets the unsaved ids (store.c, after handing them to its worker). */
+void state_unsaved_clear(struct chat *chat);
 
 /* Frees every record and the changed ids; the counter stays (used by chat_free and loading). */
 void state_clear(struct chat *chat);

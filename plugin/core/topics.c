@@ -17,6 +17,7 @@ static const struct {
 	{ "chat/group/create", REQ_CREATE_GROUP, "create_group" },
 	{ "chat/group/join", REQ_JOIN_GROUP, "join_group" },
 	{ "chat/group/leave", REQ_LEAVE_GROUP, "leave_group" },
+	{ "chat/history", REQ_HISTORY, "history" },
 };
 #define REQUEST_COUNT (sizeof requests / sizeof requests[0])
 
@@ -82,6 +83,14 @@ bool topics_is_directory(const char *topic)
 		rest = topic + 12;
 	}
 	return rest != NULL && *rest != '\0' && strchr(rest, '/') == NULL;
+}
+
+const char *topics_directory_id(const char *topic)
+{
+	if (!topics_is_directory(topic) || strcmp(topic, TOPICS_CONTACTS) == 0) {
+		return NULL;
+	}
+	return strchr(topic + 5, '/') + 1; /* after chat/users/ or chat/groups/ */
 }
 
 bool topics_is_own_inbox(const char *topic, const char *clientid)

@@ -24,6 +24,7 @@ enum request_kind {
 	REQ_CREATE_GROUP,
 	REQ_JOIN_GROUP,
 	REQ_LEAVE_GROUP,
+	REQ_HISTORY,
 };
 
 /* Room enough for any inbox topic: chat/inbox/<client id>/<kind>. */
@@ -57,6 +58,9 @@ void topics_directory(char buf[TOPICS_DIRECTORY_MAX], const char *id);
 
 /* True for chat/contacts, chat/users/<one level> and chat/groups/<one level>. */
 bool topics_is_directory(const char *topic);
+
+/* The id level of chat/users/<id> or chat/groups/<id> (inside `topic`); NULL for other topics. */
+const char *topics_directory_id(const char *topic);
 
 /* True when `topic` is inside chat/inbox/<clientid>/ (at least one level below it). */
 bool topics_is_own_inbox(const char *topic, const char *clientid);

@@ -33,6 +33,8 @@ static const char *const topics[] = {
 	"chat/group/create",
 	"chat/group/join",
 	"chat/group/leave",
+	"chat/history",
+	"chat/room/11",
 	"chat/contacts",
 	"chat/inbox/a/message",
 	"#",
@@ -114,7 +116,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			case 4:
 				chat_acl_check(chat, client, (data[2] & 4) ? client : NULL,
 					(enum chat_access)(data[1] % 4), topic, data[2] % 3,
-					(data[2] & 8) != 0);
+					(data[2] & 8) != 0, (data[2] & 16) != 0 ? 5 : 0);
 				break;
 			case 5:
 				chat_on_disconnect(chat, *client ? client : NULL, data[2] & 1,

@@ -1,15 +1,17 @@
-// Durability (decisions.md, "Added for durability and limits"): with plugin_opt_state_file and
-// mosquitto's own persistence, a restart keeps users of persistent sessions (offline until they
-// log in again from their client id), groups and memberships; clean-session users are gone
-// without ghosts; ids are never reused; queued deliveries survive a graceful restart; a crash
-// leaves a consistent directory; a corrupt state file is moved aside, never overwritten; the
-// broker's max_queued_messages overflow is reported to the returning user ("dropped").
+// Durability (docs/protocol.md §9): with plugin_opt_database and mosquitto's own persistence, a
+// restart keeps users of persistent sessions (offline until they log in again from their client
+// id), groups and memberships; clean-session users are gone without ghosts; ids are never
+// reused; queued deliveries survive a graceful restart; a crash (SIGKILL mid-traffic) leaves a
+// consistent directory and a consistent database; an unusable database is moved aside, never
+// overwritten; the broker's max_queued_messages overflow is reported to the returning user
+// ("dropped").
 
 import { describe, test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  mkdtempSync, chmodSync, writeFileSync, readFileSync, readdirSync, existsSync, rmSync,
+  mkdtempSync, chmodSync, writeFileSync, readFileSync, readdirSync, existsSync, rmSync, statSync,
 } from 'node:fs';
+import { execFileSync } from 'node:child_process';
 import os from 'node:os';
 import path from 'node:path';
 import { isDeepStrictEqual } from 'node:util';
@@ -22,7 +24,7 @@ const P3 = { protocolVersion: 4, clean: false };
 const P5 = { protocolVersion: 5, clean: false, properties: { sessionExpiryInterval: 3600 } };
 const PERSISTENT_KINDS = [['MQTT 3.1.1 clean_session false', P3], ['MQTT 5 clean_start false + session expiry', P5]];
 
-const STATE = 'chat-state.json';
+const DB = 'chat.db';
 const brokers = new Set();
 const clients = new Set();
 const dirs = new Set();
@@ -34,13 +36,13 @@ function newDir() {
   return dir;
 }
 
-/** A broker with mosquitto persistence and the chat state file in `dir`. */
+/** A broker with mosquitto persistence and the chat database in `dir`. */
 async function stateBroker(dir = newDir(), extra = {}) {
   const b = await startBroker({
     dir,
     persistence: true,
     ...extra,
-    options: { state_file: path.join(dir, STATE), ...(extra.options || {}) },
+    options: { database: path.join(dir, DB), ...(extra.options || {}) },
   });
   brokers.add(b);
   return b;
@@ -66,8 +68,52 @@ after(async () => {
 });
 
 const num = (id) => BigInt(id);
+/** Rows of `query` on the database `file`, through Debian's sqlite3 command-line shell. */
+function sql(file, query) {
+  const out = execFileSync('sqlite3', ['-json', file, query], { encoding: 'utf8' });
+  return out.trim() === '' ? [] : JSON.parse(out);
+}
 const maxId = (ids) => [...ids].reduce((m, x) => (num(x) > m ? num(x) : m), 0n);
 const members = (...cs) => Object.fromEntries(cs.map((c) => [c.userid, c.username]));
+
+/**
+ * What is wrong with the database `file` as a crash left it: SQLite's own integrity check, and
+ * the chat's rules, which a half-written batch would break (every membership's group and user
+ * exist, no group without members, every session's user exists, every group message's group
+ * exists, room counts match, and the reserved counters lie above every id stored).
+ */
+function databaseProblems(file) {
+  const problems = [];
+  const rows = (query) => sql(file, query);
+  const none = (query, what) => {
+    const found = rows(query);
+    if (found.length > 0) problems.push(`database: ${what}: ${JSON.stringify(found.slice(0, 5))}`);
+  };
+  const integrity = rows('PRAGMA integrity_check');
+  if (integrity[0]?.integrity_check !== 'ok') problems.push(`database integrity: ${JSON.stringify(integrity)}`);
+  none('SELECT groupid, userid FROM members WHERE groupid NOT IN (SELECT id FROM groups) OR userid NOT IN (SELECT id FROM users)',
+    'memberships whose group or user is missing');
+  none('SELECT id FROM groups WHERE id NOT IN (SELECT groupid FROM members)', 'groups without members');
+  none('SELECT clientid FROM sessions WHERE userid NOT IN (SELECT id FROM users)', 'sessions whose user is missing');
+  none("SELECT id, room FROM messages WHERE room NOT LIKE 'd:%' AND room NOT IN (SELECT id FROM groups)",
+    'group messages whose group is missing');
+  none('SELECT r.room, r.count, (SELECT count(*) FROM messages m WHERE m.room = r.room) AS actual FROM rooms r WHERE r.count != actual',
+    'room counts that differ from the messages');
+  const meta = Object.fromEntries(rows('SELECT key, value FROM meta').map((r) => [r.key, BigInt(r.value)]));
+  const most = (query) => BigInt(rows(query)[0]?.n ?? 0);
+  const checks = [
+    ['user', most('SELECT max(CAST(substr(id, 1, length(id) - 1) AS INTEGER)) AS n FROM users')],
+    ['group', most('SELECT max(CAST(substr(id, 1, length(id) - 1) AS INTEGER)) AS n FROM groups')],
+    ['message', most('SELECT max(id) AS n FROM messages')],
+  ];
+  for (const [counter, highest] of checks) {
+    if (!(meta[`reserved_${counter}`] > highest)) {
+      problems.push(`database: reserved_${counter} ${meta[`reserved_${counter}`]} is not above the highest stored ${counter} number ${highest}`);
+    }
+  }
+  if (rows('SELECT count(*) AS n FROM messages')[0].n === 0) problems.push('database: no message was committed before the kill');
+  return problems;
+}
 
 /** Waits until the directory watcher has settled on a state that includes `probe` (a fresh login). */
 async function settledWith(d, probe) {
@@ -314,7 +360,9 @@ describe('crash (SIGKILL) mid-traffic', () => {
       })(),
     ];
     await quietFor(1600);
-    b = await restart(b, 'SIGKILL');
+    await b.stop('SIGKILL');
+    const dbProblems = databaseProblems(path.join(b.dir, DB));
+    b = await restart(b);
     running = false;
     await Promise.all(loops);
     for (const c of clients) await c.end(true);
@@ -324,7 +372,7 @@ describe('crash (SIGKILL) mid-traffic', () => {
 
     // Every check runs and every violation is reported together: one deviation (e.g. a reused
     // id) tends to cause others, and the report should show all of them.
-    const problems = [];
+    const problems = [...dbProblems];
     const check = (ok, msg) => { if (!ok) problems.push(msg); };
     const attempt = (fn, what) => { try { fn(); } catch (err) { problems.push(`${what}: ${err.message.split('\n')[0]}`); } };
 
@@ -412,79 +460,104 @@ describe('crash (SIGKILL) mid-traffic', () => {
   });
 });
 
-describe('state file problems', () => {
+describe('database problems', () => {
   const garbage = [
     ['binary garbage', Buffer.from([0x00, 0xff, 0xfe, 0x7b, 0x13, 0x37, 0x0a, 0xc3, 0x28])],
-    ['truncated JSON', Buffer.from('{"version":1,"next_user":5,"next_group":3,"message_reserve":100,"users":[{"id":"10",')],
-    ['JSON of the wrong shape', Buffer.from('[1,2,3]')],
-    ['an unknown version', Buffer.from('{"version":99,"next_user":2,"next_group":2,"message_reserve":1,"users":[],"groups":[]}')],
-    ['an empty file', Buffer.alloc(0)],
-    ['a user with an id above the counter', Buffer.from('{"version":1,"next_user":2,"next_group":2,"message_reserve":1,'
-      + '"users":[{"id":"990","username":"x","clientid":"c","persistent":true,"qos":1}],"groups":[]}')],
+    ['a text file', Buffer.from('{"version":2,"users":[]}\n'.repeat(300))],
+    ['a state file of an earlier release', Buffer.from('{"version":1,"next_user":5,"next_group":3,"users":[],"groups":[]}')],
   ];
   for (const [what, bytes] of garbage) {
     test(`${what}: the broker starts, the file is moved aside with its bytes, chat works`, async () => {
       const dir = newDir();
-      const file = path.join(dir, STATE);
+      const file = path.join(dir, DB);
       writeFileSync(file, bytes);
       const b = await stateBroker(dir);
-      const asides = readdirSync(dir).filter((n) => n.startsWith(`${STATE}.corrupt-`));
-      assert.equal(asides.length, 1, `one ${STATE}.corrupt-* file: ${readdirSync(dir)}`);
-      assert.match(asides[0], /^chat-state\.json\.corrupt-\d+(-\d+)?$/);
+      const asides = readdirSync(dir).filter((n) => /^chat\.db\.corrupt-\d+(-\d+)?$/.test(n));
+      assert.equal(asides.length, 1, `one ${DB}.corrupt-* file: ${readdirSync(dir)}`);
       assert.deepEqual(readFileSync(path.join(dir, asides[0])), bytes, 'the original bytes are kept');
-      assert.ok(b.log().includes(`moved it to ${path.join(dir, asides[0])}`),
+      assert.ok(b.log().includes(`the unusable database is now ${path.join(dir, asides[0])}`),
         `the log says where the file went:\n${b.log()}`);
       const x = await track(loggedIn(b, uniqueId('cx')));
       const y = await track(loggedIn(b, uniqueId('cy')));
-      assert.equal(x.userid, '10', 'empty start: the first userid');
       await x.send(y.userid, 'works');
       await y.next(y.inbox('message'), (m) => m.json?.message === 'works');
       await b.stop();
       brokers.delete(b);
-      const saved = JSON.parse(readFileSync(file, 'utf8'));
-      assert.equal(typeof saved, 'object', 'a fresh state file is written');
+      assert.deepEqual(sql(file, 'SELECT username FROM users ORDER BY username'),
+        [{ username: x.username }, { username: y.username }].sort((p, q) => (p.username < q.username ? -1 : 1)),
+        'a new database is written');
       assert.deepEqual(readFileSync(path.join(dir, asides[0])), bytes, 'the set-aside file is never overwritten');
     });
   }
 
-  test('two corrupt starts in a row: two set-aside files, neither overwritten', async () => {
+  test('a database whose records break the rules is moved aside as a whole; new ids never repeat old ones', async () => {
     const dir = newDir();
-    const file = path.join(dir, STATE);
-    const first = Buffer.from('first garbage');
-    const second = Buffer.from('second garbage');
-    writeFileSync(file, first);
+    const file = path.join(dir, DB);
     let b = await stateBroker(dir);
+    const x = await track(loggedIn(b, uniqueId('rx'), { clientId: uniqueId('rx'), ...P3 }));
     await b.stop(); brokers.delete(b);
-    writeFileSync(file, second);
+    await x.end(true);
+    // Two users with one name: no release writes that; the loader refuses the whole database.
+    sql(file, `INSERT INTO users(id, username) VALUES('990', '${x.username}');`
+      + ` INSERT INTO sessions VALUES('dup', '990', 1, 1, 0);`);
     b = await stateBroker(dir);
-    await b.stop(); brokers.delete(b);
-    const asides = readdirSync(dir).filter((n) => n.startsWith(`${STATE}.corrupt-`)).sort();
-    assert.equal(asides.length, 2, `two set-aside files: ${readdirSync(dir)}`);
-    const contents = asides.map((n) => readFileSync(path.join(dir, n), 'utf8')).sort();
-    assert.deepEqual(contents, ['first garbage', 'second garbage']);
+    assert.equal(readdirSync(dir).filter((n) => n.startsWith(`${DB}.corrupt-`)).length, 1,
+      `moved aside: ${readdirSync(dir)}`);
+    assert.match(b.log(), /a user id or username appears twice|malformed/);
+    const y = await track(loggedIn(b, x.username));
+    assert.ok(num(y.userid) > num(x.userid), `a new userid ${y.userid} after the reset, above the old ${x.userid}`);
   });
 
-  test('missing state file: the broker starts empty and writes one', async () => {
+  test('missing database: created mode 0600 (with its -wal and -shm) and written within a second', async () => {
     const dir = newDir();
-    const file = path.join(dir, STATE);
+    const file = path.join(dir, DB);
     const b = await stateBroker(dir);
-    assert.match(b.log(), /no state file at .*chat-state\.json yet; starting empty/);
-    const x = await track(loggedIn(b, uniqueId('mx')));
-    assert.equal(x.userid, '10');
+    const x = await track(loggedIn(b, uniqueId('mx'), { clientId: uniqueId('mx'), ...P3 }));
+    assert.equal(x.userid, '10', 'a new database starts at the first id');
     const y = await track(loggedIn(b, uniqueId('my')));
     const g = await x.createGroup([y]);
     await x.send(g.groupid, 'hello');
     await y.next(y.inbox('message'), (m) => m.json?.message === 'hello');
-    // saved on the tick (at most once a second), atomically
+    // Batches are committed at least every 100 ms, while the broker runs.
     const deadline = Date.now() + 3000;
-    let saved;
+    let rows = [];
     while (Date.now() < deadline) {
-      try { saved = JSON.parse(readFileSync(file, 'utf8')); if (saved.groups?.length === 1) break; } catch { /* not yet */ }
+      rows = sql(file, 'SELECT (SELECT count(*) FROM groups) AS groups, (SELECT count(*) FROM messages) AS messages');
+      if (rows[0]?.groups === 1 && rows[0]?.messages === 1) break;
       await quietFor(100);
     }
-    assert.ok(saved && saved.groups?.length === 1, `the state file is written within 3 s: ${JSON.stringify(saved)}`);
-    assert.ok(!existsSync(`${file}.new`), 'no temporary file left behind');
+    assert.deepEqual(rows, [{ groups: 1, messages: 1 }], 'the group and its message are committed while running');
+    for (const name of [DB, `${DB}-wal`, `${DB}-shm`]) {
+      assert.equal(statSync(path.join(dir, name)).mode & 0o777, 0o600, `${name} is mode 0600`);
+    }
     assert.equal(readdirSync(dir).filter((n) => n.includes('corrupt')).length, 0, 'nothing set aside');
+  });
+
+  test('an earlier release\'s state file is imported once and renamed .imported', async () => {
+    const dir = newDir();
+    const stateFile = path.join(dir, 'chat-state.json');
+    writeFileSync(stateFile, JSON.stringify({
+      version: 2, clean_shutdown: true, next_user: 3, reserved_user: 1000, next_group: 2,
+      reserved_group: 1000, next_message: 7, reserved_message: 1000000,
+      users: [
+        { id: '10', username: 'olda', sessions: [{ clientid: 'olda-c', persistent: true, qos: 1 }] },
+        { id: '20', username: 'oldb', sessions: [{ clientid: 'oldb-c', persistent: true, qos: 1 }] },
+      ],
+      groups: [{ id: '11', member: ['10', '20'] }],
+    }));
+    let b = await stateBroker(dir, { options: { state_file: stateFile } });
+    assert.match(b.log(), /imported 2 users and 1 groups from the state file/);
+    assert.ok(!existsSync(stateFile) && existsSync(`${stateFile}.imported`), `renamed: ${readdirSync(dir)}`);
+    const a = await track(connect(b, { clientId: 'olda-c', ...P3 }));
+    await a.subscribeInbox();
+    assert.deepEqual(await a.login('olda'), { result: 'success', userid: '10', username: 'olda' });
+    const c = await track(loggedIn(b, uniqueId('new')));
+    assert.ok(num(c.userid) >= 30, `ids continue after the imported counters: ${c.userid}`);
+    await b.stop(); brokers.delete(b);
+    // Imported once: the next start reads the database (which has them), not the file.
+    b = await stateBroker(dir, { options: { state_file: stateFile } });
+    assert.doesNotMatch(b.log(), /imported \d+ users/);
+    assert.match(b.log(), /restored 2 users and 1 groups from the database/);
   });
 });
 

@@ -160,7 +160,7 @@ describe('$share and the inbox QoS', () => {
   });
 });
 
-describe('log lines and the state file', () => {
+describe('log lines and the database', () => {
   test('a client without a chat session that is denied 500 times gets one log line', async () => {
     await withBroker({}, async (b, track) => {
       const c = await track(connect(b));
@@ -172,15 +172,17 @@ describe('log lines and the state file', () => {
     });
   });
 
-  test('the state file is written mode 0600', async () => {
+  test('the database, which lists client ids and token hashes, is mode 0600 with its -wal and -shm', async () => {
     const base = await startBroker({ plugin: false });
     const dir = base.dir;
     await base.stop();
-    const file = path.join(dir, 'chat-state.json');
-    await withBroker({ dir, options: { state_file: file } }, async (b, track) => {
+    const file = path.join(dir, 'chat.db');
+    await withBroker({ dir, options: { database: file } }, async (b, track) => {
       await track(loggedIn(b, uniqueId('dora'), { clean: false }));
-      await quietFor(1500);
-      assert.equal(statSync(file).mode & 0o777, 0o600, `mode of ${file}`);
+      await quietFor(300);
+      for (const name of [file, `${file}-wal`, `${file}-shm`]) {
+        assert.equal(statSync(name).mode & 0o777, 0o600, `mode of ${name}`);
+      }
     });
   });
 });

@@ -25,7 +25,7 @@ function exampleConfig(port, wsPort, dir) {
     .replace(/^plugin .*$/m, `plugin ${pluginPath}`)
     .replace(/^http_dir .*$/m, `http_dir ${path.join(repoRoot, 'web')}`)
     .replace(/^persistence_location .*$/m, `persistence_location ${dir}/`)
-    .replace(/^plugin_opt_state_file .*$/m, `plugin_opt_state_file ${dir}/chat-state.json`);
+    .replace(/^plugin_opt_database .*$/m, `plugin_opt_database ${dir}/chat.db`);
   for (const line of [`listener ${port} 127.0.0.1`, `listener ${wsPort} lo`, `plugin ${pluginPath}`]) {
     assert.ok(replaced.includes(line), `mosquitto.conf.example no longer has the line this test replaces with '${line}'`);
   }
@@ -59,7 +59,7 @@ after(async () => {
 
 test('mosquitto.conf.example loads the plugin with every documented option', () => {
   const log = broker.log();
-  assert.match(log, /chat: mosquitto-chat \S+ loaded: max_message_bytes=8192 offline_expiry=86400 reconnect_grace=60 max_groups_per_user=500 max_group_members=1000 max_sessions_per_user=10 request_rate=50 request_burst=1000 offline_queue=1000 listen_backlog=0 bind_mqtt_username=false outside_chat=allow state_file=\S+chat-state.json/,
+  assert.match(log, /chat: mosquitto-chat \S+ loaded: max_message_bytes=8192 offline_expiry=86400 reconnect_grace=60 max_groups_per_user=500 max_group_members=1000 max_sessions_per_user=10 request_rate=50 request_burst=1000 offline_queue=1000 listen_backlog=0 history_days=365 history_per_room=10000 bind_mqtt_username=false outside_chat=allow history_visibility=joined database=\S+chat\.db state_file=\(none\)/,
     `expected the plugin's start-up line in the broker log; got:\n${log}`);
 });
 

@@ -49,7 +49,8 @@ function canConnect(port) {
 
 /**
  * Starts mosquitto with the chat plugin.
- *   options:     plugin_opt_<key> values, e.g. { max_message_bytes: 100 }
+ *   options:     plugin_opt_<key> values, e.g. { max_message_bytes: 100 }; null leaves one out
+ *                (database defaults to chat.db in the broker's folder)
  *   plugin:      false starts plain mosquitto (no chat plugin), for comparisons
  *   websockets:  true adds a WebSockets listener on another free port, bound to loopback
  *   httpDir:     served over the WebSockets listener
@@ -85,8 +86,11 @@ export async function startBroker(opts = {}) {
     lines.push(`plugin ${pluginPath}`);
     // outside_chat has no default (README, "Identity and authentication"): like every
     // configuration the README shows, the tests set it, to allow unless they say otherwise;
-    // `outside_chat: null` leaves it out.
-    const options = { outside_chat: 'allow', ...(opts.options || {}) };
+    // `outside_chat: null` leaves it out. Every broker keeps its chat in a database in its
+    // folder, as the README's configurations do; `database: null` runs one without.
+    const options = {
+      outside_chat: 'allow', database: path.join(dir, 'chat.db'), ...(opts.options || {}),
+    };
     for (const [key, value] of Object.entries(options)) {
       if (value !== null) lines.push(`plugin_opt_${key} ${value}`);
     }

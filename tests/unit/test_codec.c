@@ -33,11 +33,35 @@ TEST_CASE(message)
 {
 	CHECK_STR("{\"sender\":\"10\",\"receiver\":\"20\",\"message\":\"hi bob\",\"id\":\"7\","
 		  "\"ts\":1700000000000}",
-		render(codec_message("10", "20", "hi bob", "7", 1700000000000)));
+		render(codec_message("10", "20", "hi bob", "7", 1700000000000, NULL)));
 	/* Quotes, control characters and UTF-8 survive as JSON text. */
 	CHECK_STR("{\"sender\":\"10\",\"receiver\":\"11\",\"message\":\"say \\\"h\xc3\xa9\\\"\\n\","
 		  "\"id\":\"8\",\"ts\":0}",
-		render(codec_message("10", "11", "say \"h\xc3\xa9\"\n", "8", 0)));
+		render(codec_message("10", "11", "say \"h\xc3\xa9\"\n", "8", 0, NULL)));
+	/* A message sent with a cid carries it (docs/protocol.md §4.4). */
+	CHECK_STR("{\"sender\":\"10\",\"receiver\":\"20\",\"message\":\"hi\",\"id\":\"9\","
+		  "\"ts\":5,\"cid\":\"c-1\"}",
+		render(codec_message("10", "20", "hi", "9", 5, "c-1")));
+}
+
+TEST_CASE(sent)
+{
+	CHECK_STR("{\"cid\":\"c-1\",\"id\":\"9\",\"ts\":5,\"receiver\":\"20\"}",
+		render(codec_sent("c-1", "9", 5, "20")));
+}
+
+TEST_CASE(history)
+{
+	const char *messages[] = { "{\"id\":\"1\"}", "{\"id\":\"2\"}" };
+	CHECK_STR("{\"qid\":\"q\",\"room\":\"11\",\"messages\":[{\"id\":\"1\"},{\"id\":\"2\"}],"
+		  "\"complete\":false}",
+		render(codec_history("q", "11", messages, 2, false)));
+	/* A catch-up names no room; an empty page is an empty list. */
+	CHECK_STR("{\"messages\":[],\"complete\":true}",
+		render(codec_history(NULL, NULL, messages, 0, true)));
+	CHECK_STR("{\"action\":\"history\",\"error\":\"not_a_member\",\"detail\":\"d\","
+		  "\"qid\":\"q\"}",
+		render(codec_error_qid("history", "not_a_member", "d", "q")));
 }
 
 TEST_CASE(error)

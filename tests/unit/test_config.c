@@ -12,12 +12,12 @@ TEST_CASE(defaults)
 	CHECK_INT(CHAT_OUTSIDE_UNSET, c.outside_chat);
 	char buf[512];
 	chat_config_describe(&c, buf, sizeof buf);
-	CHECK_STR(
-		"max_message_bytes=8192 offline_expiry=86400 reconnect_grace=60 "
-		"max_groups_per_user=500 max_group_members=1000 max_sessions_per_user=10 "
-		"request_rate=50 request_burst=1000 "
-		"offline_queue=1000 listen_backlog=0 bind_mqtt_username=false outside_chat=(unset) "
-		"state_file=(none)",
+	CHECK_STR("max_message_bytes=8192 offline_expiry=86400 reconnect_grace=60 "
+		  "max_groups_per_user=500 max_group_members=1000 max_sessions_per_user=10 "
+		  "request_rate=50 request_burst=1000 "
+		  "offline_queue=1000 listen_backlog=0 history_days=365 history_per_room=10000 "
+		  "bind_mqtt_username=false outside_chat=(unset) history_visibility=joined "
+		  "database=(none) state_file=(none)",
 		buf);
 }
 
@@ -55,6 +55,27 @@ TEST_CASE(valid_values)
 	CHECK_INT(CHAT_OK,
 		chat_config_set(&c, "state_file", "/var/lib/chat.json ", err, sizeof err));
 	CHECK_STR("/var/lib/chat.json", c.state_file);
+	CHECK_INT(CHAT_OK, chat_config_set(&c, "database", "/var/lib/chat.db", err, sizeof err));
+	CHECK_STR("/var/lib/chat.db", c.database);
+	CHECK_INT(CHAT_OK, chat_config_set(&c, "history_visibility", "shared", err, sizeof err));
+	CHECK(c.history_visibility_shared);
+	CHECK_INT(CHAT_OK, chat_config_set(&c, "history_days", "0", err, sizeof err));
+	CHECK_INT(0, c.history_days);
+	CHECK_INT(CHAT_OK, chat_config_set(&c, "history_per_room", "50", err, sizeof err));
+	CHECK_INT(50, c.history_per_room);
+}
+
+TEST_CASE(state_file_needs_a_database)
+{
+	struct chat_config c;
+	char err[512] = "";
+	chat_config_defaults(&c);
+	c.outside_chat = CHAT_OUTSIDE_ALLOW;
+	CHECK_INT(CHAT_OK, chat_config_set(&c, "state_file", "/var/lib/s.json", err, sizeof err));
+	CHECK_INT(CHAT_ERR_BAD_OPTION, chat_config_check(&c, err, sizeof err));
+	CHECK(strstr(err, "plugin_opt_database") != NULL);
+	CHECK_INT(CHAT_OK, chat_config_set(&c, "database", "/var/lib/chat.db", err, sizeof err));
+	CHECK_INT(CHAT_OK, chat_config_check(&c, err, sizeof err));
 }
 
 TEST_CASE(refused_values)
@@ -75,6 +96,10 @@ TEST_CASE(refused_values)
 		{ "max_mesage_bytes", "100" },
 		{ "bind_mqtt_username", "yes" },
 		{ "state_file", "relative/path" },
+		{ "database", "chat.db" },
+		{ "history_visibility", "all" },
+		{ "history_days", "-1" },
+		{ "history_per_room", "x" },
 		{ "request_burst", "0" },
 	};
 	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {

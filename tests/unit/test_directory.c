@@ -1,7 +1,7 @@
 /*
  * Unit tests of the retained directory (directory.h): when the chat/contacts snapshot goes out
  * (at once for a small chat; after a pause, or when stale by 1 ms per user, for a big one), the
- * per-entity topics on every tick, a failed snapshot retried, and the sweep after a restart.
+ * per-entity topics on every tick, a failed snapshot retried.
  */
 #include "check.h"
 #include "fake_state.h"
@@ -229,66 +229,6 @@ TEST_CASE(failed_snapshot_retried)
 		fake_find(&fb, TOPICS_CONTACTS) ? fake_find(&fb, TOPICS_CONTACTS)->payload : NULL);
 	fake_clear(&fb);
 	CHECK_INT(0, tick_snapshots(chat, 30));
-	chat_free(chat);
-}
-
-TEST_CASE(sweep_clears_missing_ids)
-{
-	struct chat *chat = fake_chat(&fb, NULL);
-	/* As if restored: ids up to 3000 (users) and 4 (groups) were issued, few still exist. */
-	chat->ids.user.next = 3001;
-	chat->ids.group.next = 5;
-	add_users(chat, 5, 1);    /* user 50 */
-	add_users(chat, 2500, 1); /* user 25000 */
-	struct chat_group *group = state_group_add(chat, "21");
-	CHECK(state_member_add(chat, group, state_user_find(chat, "50")));
-	state_changes_clear(chat);
-	chat->directory.changes_seen = chat->changes.count;
-
-	directory_sweep_from_start(chat);
-	directory_flush(chat, 0);
-	/* The first batch: ids 1..2000 of users, all but 5 gone, and the snapshot. */
-	size_t cleared = 0, nonempty = 0;
-	for (size_t i = 0; i < fb.count; i++) {
-		struct fake_publish *p = &fb.sent[i];
-		if (strcmp(p->topic, TOPICS_CONTACTS) == 0) {
-			continue;
-		}
-		if (p->len == 0 && p->retain && p->broadcast && p->qos == 1) {
-			cleared++;
-		} else {
-			nonempty++;
-		}
-	}
-	CHECK_INT(1999, cleared);
-	CHECK_INT(0, nonempty);
-	CHECK_INT(1, fake_count(&fb, "chat/users/10"));
-	CHECK_INT(1, fake_count(&fb, "chat/users/20000"));
-	CHECK_INT(0, fake_count(&fb, "chat/users/20010"));
-	CHECK_INT(0, fake_count(&fb, "chat/users/50"));
-	CHECK_INT(0, fake_count(&fb, "chat/groups/11"));
-	CHECK_INT(1, fake_count(&fb, TOPICS_CONTACTS)); /* the sweep marks the snapshot behind */
-	fake_clear(&fb);
-
-	/* The second batch: the other 1000 user ids (one of them exists), then the groups. */
-	directory_flush(chat, 10);
-	CHECK_INT(999 + 3, fb.count);
-	CHECK_INT(1, fake_count(&fb, "chat/users/20010"));
-	CHECK_INT(1, fake_count(&fb, "chat/users/30000"));
-	CHECK_INT(0, fake_count(&fb, "chat/users/30010")); /* not issued */
-	CHECK_INT(0, fake_count(&fb, "chat/users/25000"));
-	CHECK_INT(1, fake_count(&fb, "chat/groups/11"));
-	CHECK_INT(0, fake_count(&fb, "chat/groups/21"));
-	CHECK_INT(1, fake_count(&fb, "chat/groups/31"));
-	CHECK_INT(1, fake_count(&fb, "chat/groups/41"));
-	CHECK_INT(0, fake_count(&fb, "chat/groups/51"));
-	fake_clear(&fb);
-
-	/* Done: nothing more. */
-	directory_flush(chat, 20);
-	CHECK_INT(0, fb.count);
-	CHECK_INT(0, chat->directory.sweep_user);
-	CHECK_INT(0, chat->directory.sweep_group);
 	chat_free(chat);
 }
 

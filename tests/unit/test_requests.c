@@ -320,17 +320,17 @@ TEST_CASE(sessions)
 	chat_get_stats(chat, &stats);
 	CHECK_INT(2, stats.users);
 	/* A WRITE check may be the old connection's will: it brings nothing back. */
-	CHECK(chat_acl_check(chat, "b", NULL, CHAT_ACCESS_WRITE, "sensors/t", 0, false) ==
+	CHECK(chat_acl_check(chat, "b", NULL, CHAT_ACCESS_WRITE, "sensors/t", 0, false, 0) ==
 		CHAT_ACL_ALLOW);
 	chat_get_stats(chat, &stats);
 	CHECK_INT(1, stats.users_online);
 	/* Any other check from the client id brings it back, even on a topic outside chat/. */
-	CHECK(chat_acl_check(chat, "b", NULL, CHAT_ACCESS_SUBSCRIBE, "sensors/t", 0, false) ==
+	CHECK(chat_acl_check(chat, "b", NULL, CHAT_ACCESS_SUBSCRIBE, "sensors/t", 0, false, 0) ==
 		CHAT_ACL_ALLOW);
 	chat_get_stats(chat, &stats);
 	CHECK_INT(2, stats.users_online);
-	CHECK(chat_acl_check(chat, "b", NULL, CHAT_ACCESS_SUBSCRIBE, "chat/inbox/b/#", 0, false) ==
-		CHAT_ACL_ALLOW);
+	CHECK(chat_acl_check(chat, "b", NULL, CHAT_ACCESS_SUBSCRIBE, "chat/inbox/b/#", 0, false,
+		      0) == CHAT_ACL_ALLOW);
 	chat_on_tick(chat, 20000);
 	chat_get_stats(chat, &stats);
 	CHECK_INT(2, stats.users_online);
@@ -640,9 +640,9 @@ TEST_CASE(bind_mode_takeover_is_refused_everything)
 	CHECK_INT(1, stats.users);
 	/* READ of alice's inbox: her own connection only. */
 	CHECK(chat_acl_check(chat, "a", "mallory", CHAT_ACCESS_READ, "chat/inbox/a/message", 1,
-		      false) == CHAT_ACL_DENY);
-	CHECK(chat_acl_check(chat, "a", "alice", CHAT_ACCESS_READ, "chat/inbox/a/message", 1,
-		      false) == CHAT_ACL_ALLOW);
+		      false, 0) == CHAT_ACL_DENY);
+	CHECK(chat_acl_check(chat, "a", "alice", CHAT_ACCESS_READ, "chat/inbox/a/message", 1, false,
+		      0) == CHAT_ACL_ALLOW);
 	/* A delivery to alice while mallory holds the client id goes through the fan-out. */
 	struct chat_conn bob = { .clientid = "b", .username = "bob", .clean = true };
 	const char *as_bob = "{\"username\":\"bob\"}";

@@ -1,0 +1,1616 @@
+/*
+ * The store: the broker thread's side (batches, queries, completions) and the worker thread's
+ * side (SQLite), in two bannered halves. store.h says how they meet; nothing in the worker's
+ * half reads the core's records, calls a hook (and so a mosquitto function) or uses cJSON,
+ * whose allocator the adapter points at mosquitto_malloc.
+ */
+#define _GNU_SOURCE /* strdup */
+#include "store.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <sqlite3.h>
+
+#include "codec.h"
+#include "log.h"
+#include "outbox.h"
+#include "persist.h"
+#include "tokens.h"
+
+/* The schema; user_version says which one a database file has. */
+#define SCHEMA_VERSION 1
+/* Pruning by age runs this often (ms). */
+#define PRUNE_INTERVAL_MS 60000
+
+/* ===================================================================================== */
+/* What travels between the threads                                                      */
+/* ===================================================================================== */
+
+enum op_kind {
+	OP_USER_PUT,    /* s[0] id, s[1] username, hash when has_hash */
+	OP_USER_DEL,    /* s[0] id */
+	OP_SESSION_PUT, /* s[0] clientid, s[1] user id, num[0] persistent, num[1] qos, num[2] pos */
+	OP_GROUP_PUT,   /* s[0] id: the group exists, its member rows follow */
+	OP_MEMBER_PUT,  /* s[0] group id, s[1] user id, num[0] since, num[1] position */
+	OP_GROUP_DEL,   /* s[0] id: the group, its members and its history go */
+	OP_MESSAGE,     /* num[0] id, num[1] ts, s[0] room key, s[1]/s[2] participants, text */
+	OP_COUNTERS, /* num[0..2] next, num[3..5] reserved (user, group, message), num[6] clean */
+	OP_QUERY,    /* a history query: query */
+	OP_LOAD,     /* read the whole state for start-up */
+};
+
+/* A copy of a history query with what the broker thread knew of the requester's rooms. */
+struct query {
+	char *clientid;
+	char *room;     /* NULL: every room */
+	char *room_key; /* NULL: every room */
+	char *userid;
+	char *qid;
+	uint64_t since, before, after;
+	int limit;
+	int64_t min_ts;  /* ms since the epoch: older messages are past history_days */
+	size_t n_groups; /* for every-room queries: the requester's groups and visibility */
+	char **group_keys;
+	uint64_t *group_since;
+};
+
+struct op {
+	struct op *next;
+	enum op_kind kind;
+	char *s[3];
+	int64_t num[7];
+	char *text;
+	size_t text_len;
+	bool has_hash;
+	uint8_t hash[TOKENS_HASH_SIZE];
+	struct query *query;
+};
+
+/* A row of the state as loaded, handed to the broker thread at start-up. */
+struct row {
+	struct row *next;
+	char *s[3];
+	int64_t num[3];
+	bool has_hash;
+	uint8_t hash[TOKENS_HASH_SIZE];
+};
+
+enum done_kind {
+	DONE_REPLY,     /* a history reply (or error) for clientid: rows of message texts */
+	DONE_LOG,       /* a log line */
+	DONE_COMMITTED, /* a batch is committed: num[0..2] reserved counters */
+	DONE_LOADED,    /* the state is read: rows */
+};
+
+struct done {
+	struct done *next;
+	enum done_kind kind;
+	char *clientid;
+	char *room;
+	char *qid;
+	enum chat_err err; /* DONE_REPLY: CHAT_OK or the error to answer */
+	bool complete;
+	int level;
+	char *text; /* DONE_LOG: the line; DONE_REPLY error: the detail */
+	struct row *rows;
+	int64_t num[6];
+};
+
+/* What the worker read at start-up. */
+struct loaded {
+	bool ok;    /* the database is open */
+	bool fresh; /* it holds no state yet */
+	bool reset; /* it was unusable and is a new one now (moved aside) */
+	bool clean; /* the last run shut down cleanly */
+	int64_t next[3], reserved[3];
+	struct row *users, *sessions, *groups, *members;
+};
+
+struct store {
+	pthread_t thread;
+	pthread_mutex_t lock;
+	pthread_cond_t work_ready; /* the worker waits on it */
+	pthread_cond_t done_ready; /* the broker thread waits on it, at start and stop only */
+
+	/* Under lock. */
+	struct op *work, **work_tail;
+	struct done *done, **done_tail;
+	size_t queued_messages;
+	size_t queued_queries;
+	int64_t wall_ms; /* the chat's wall clock at the last hand-over (the hooks' clock) */
+	bool stopping;
+	bool failing; /* the last commit (or the open) failed */
+
+	/* The broker thread's. */
+	struct op *pending, **pending_tail; /* messages since the last batch */
+	size_t pending_messages;
+	int64_t next_batch_at;
+	uint64_t requested[3]; /* reservations asked for, per counter */
+	bool overloaded;       /* a message was not kept: logged once until the queue drains */
+	bool stopped;
+
+	/* The worker's; settings copied at start. */
+	sqlite3 *db;
+	char path[CHAT_PATH_MAX];
+	int64_t per_room; /* history_per_room; 0: no cap */
+	int64_t days;     /* history_days; 0: no cap */
+	int64_t next_prune_at;
+	struct loaded loaded;
+	bool load_requested;
+};
+
+/* ===================================================================================== */
+/* Small helpers for both threads                                                        */
+/* ===================================================================================== */
+
+static char *dup_or_null(const char *s)
+{
+	return s != NULL ? strdup(s) : NULL;
+}
+
+static void rows_free(struct row *row)
+{
+	while (row != NULL) {
+		struct row *next = row->next;
+		for (int i = 0; i < 3; i++) {
+			free(row->s[i]);
+		}
+		free(row);
+		row = next;
+	}
+}
+
+static void query_free(struct query *q)
+{
+	if (q == NULL) {
+		return;
+	}
+	free(q->clientid);
+	free(q->room);
+	free(q->room_key);
+	free(q->userid);
+	free(q->qid);
+	for (size_t i = 0; i < q->n_groups; i++) {
+		free(q->group_keys[i]);
+	}
+	free(q->group_keys);
+	free(q->group_since);
+	free(q);
+}
+
+static void op_free(struct op *op)
+{
+	for (int i = 0; i < 3; i++) {
+		free(op->s[i]);
+	}
+	free(op->text);
+	query_free(op->query);
+	free(op);
+}
+
+static void done_free(struct done *d)
+{
+	free(d->clientid);
+	free(d->room);
+	free(d->qid);
+	free(d->text);
+	rows_free(d->rows);
+	free(d);
+}
+
+void store_direct_key(const char *a, const char *b, char out[STORE_ROOM_KEY_MAX])
+{
+	/* The smaller id first, by number: ids have no leading zeros. */
+	size_t la = strlen(a), lb = strlen(b);
+	bool a_first = la < lb || (la == lb && strcmp(a, b) <= 0);
+	snprintf(out, STORE_ROOM_KEY_MAX, "d:%s:%s", a_first ? a : b, a_first ? b : a);
+}
+
+/* ===================================================================================== */
+/* The worker thread                                                                     */
+/* ===================================================================================== */
+
+/* Posts a completion; the worker calls it with the lock not held. */
+static void post(struct store *store, struct done *d)
+{
+	pthread_mutex_lock(&store->lock);
+	*store->done_tail = d;
+	store->done_tail = &d->next;
+	pthread_cond_signal(&store->done_ready);
+	pthread_mutex_unlock(&store->lock);
+}
+
+static void post_log(struct store *store, enum chat_log_level level, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static void post_log(struct store *store, enum chat_log_level level, const char *fmt, ...)
+{
+	struct done *d = calloc(1, sizeof *d);
+	if (d == NULL) {
+		return;
+	}
+	d->kind = DONE_LOG;
+	d->level = (int)level;
+	d->text = malloc(512);
+	if (d->text == NULL) {
+		free(d);
+		return;
+	}
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(d->text, 512, fmt, ap);
+	va_end(ap);
+	post(store, d);
+}
+
+static bool exec(struct store *store, const char *sql)
+{
+	char *err = NULL;
+	if (sqlite3_exec(store->db, sql, NULL, NULL, &err) != SQLITE_OK) {
+		post_log(store, CHAT_LOG_ERR, "chat: database %s: %s", store->path,
+			err != NULL ? err : "error");
+		sqlite3_free(err);
+		return false;
+	}
+	return true;
+}
+
+static const char schema[] =
+	"CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value INTEGER NOT NULL);"
+	"CREATE TABLE IF NOT EXISTS users(id TEXT PRIMARY KEY, username TEXT NOT NULL,"
+	" token_hash BLOB);"
+	"CREATE TABLE IF NOT EXISTS sessions(clientid TEXT PRIMARY KEY, userid TEXT NOT NULL,"
+	" persistent INTEGER NOT NULL, qos INTEGER NOT NULL, position INTEGER NOT NULL);"
+	"CREATE INDEX IF NOT EXISTS sessions_user ON sessions(userid);"
+	"CREATE TABLE IF NOT EXISTS groups(id TEXT PRIMARY KEY);"
+	"CREATE TABLE IF NOT EXISTS members(groupid TEXT NOT NULL, userid TEXT NOT NULL,"
+	" since INTEGER NOT NULL, position INTEGER NOT NULL, PRIMARY KEY(groupid, userid))"
+	" WITHOUT ROWID;"
+	"CREATE INDEX IF NOT EXISTS members_user ON members(userid);"
+	"CREATE TABLE IF NOT EXISTS messages(id INTEGER PRIMARY KEY, room TEXT NOT NULL,"
+	" ts INTEGER NOT NULL, body TEXT NOT NULL);"
+	"CREATE INDEX IF NOT EXISTS messages_room ON messages(room, id);"
+	"CREATE TABLE IF NOT EXISTS rooms(room TEXT PRIMARY KEY, count INTEGER NOT NULL)"
+	" WITHOUT ROWID;"
+	"CREATE TABLE IF NOT EXISTS conversations(userid TEXT NOT NULL, room TEXT NOT NULL,"
+	" PRIMARY KEY(userid, room)) WITHOUT ROWID;"
+	/* Every room's message count follows its messages, whoever deletes them. */
+	"CREATE TRIGGER IF NOT EXISTS messages_in AFTER INSERT ON messages BEGIN"
+	" INSERT INTO rooms(room, count) VALUES(new.room, 1)"
+	" ON CONFLICT(room) DO UPDATE SET count = count + 1; END;"
+	"CREATE TRIGGER IF NOT EXISTS messages_out AFTER DELETE ON messages BEGIN"
+	" UPDATE rooms SET count = count - 1 WHERE room = old.room; END;";
+
+/* Creates `path` with mode 0600 if it is missing, and makes it 0600 if it is not. */
+static bool make_private(const char *path)
+{
+	int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (fd < 0) {
+		return errno == ENOENT; /* a -wal or -shm that is not there is fine */
+	}
+	bool ok = fchmod(fd, 0600) == 0;
+	close(fd);
+	return ok;
+}
+
+static void close_db(struct store *store)
+{
+	if (store->db != NULL) {
+		sqlite3_close_v2(store->db);
+		store->db = NULL;
+	}
+}
+
+/* Opens the database and checks that it is one of ours; false leaves it closed. */
+static bool open_db(struct store *store, const char **why)
+{
+	char side[CHAT_PATH_MAX + 8];
+	*why = "it cannot be created";
+	if (!make_private(store->path)) {
+		return false;
+	}
+	/* SQLite gives the -wal and -shm files the mode of the database; fix older ones. */
+	snprintf(side, sizeof side, "%s-wal", store->path);
+	chmod(side, 0600);
+	snprintf(side, sizeof side, "%s-shm", store->path);
+	chmod(side, 0600);
+	if (sqlite3_open_v2(store->path, &store->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX,
+		    NULL) != SQLITE_OK) {
+		*why = "SQLite cannot open it";
+		close_db(store);
+		return false;
+	}
+	sqlite3_busy_timeout(store->db, 5000);
+	sqlite3_stmt *st = NULL;
+	int version = -1;
+	*why = "it is not a SQLite database";
+	if (sqlite3_prepare_v2(store->db, "PRAGMA user_version", -1, &st, NULL) == SQLITE_OK &&
+		sqlite3_step(st) == SQLITE_ROW) {
+		version = sqlite3_column_int(st, 0);
+	}
+	sqlite3_finalize(st);
+	if (version < 0) {
+		close_db(store);
+		return false;
+	}
+	if (version != 0 && version != SCHEMA_VERSION) {
+		*why = "it has a schema this version does not know";
+		close_db(store);
+		return false;
+	}
+	/* WAL with synchronous NORMAL: a commit survives kill -9 of the broker (not power loss). */
+	if (!exec(store,
+		    "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; "
+		    "PRAGMA temp_store=MEMORY;") ||
+		!exec(store, schema) || !exec(store, "PRAGMA user_version=1")) {
+		*why = "its tables cannot be read or created";
+		close_db(store);
+		return false;
+	}
+	return true;
+}
+
+/* Moves the database and its -wal and -shm aside (PATH.corrupt-<time>). */
+static void move_aside(struct store *store, const char *why)
+{
+	char aside[CHAT_PATH_MAX + 48], from[CHAT_PATH_MAX + 8], to[CHAT_PATH_MAX + 56];
+	long long stamp = (long long)time(NULL);
+	snprintf(aside, sizeof aside, "%s.corrupt-%lld", store->path, stamp);
+	for (int n = 1; access(aside, F_OK) == 0 && n < 1000; n++) {
+		snprintf(aside, sizeof aside, "%s.corrupt-%lld-%d", store->path, stamp, n);
+	}
+	bool moved = rename(store->path, aside) == 0;
+	for (int i = 0; i < 2; i++) {
+		const char *suffix = i == 0 ? "-wal" : "-shm";
+		snprintf(from, sizeof from, "%s%s", store->path, suffix);
+		snprintf(to, sizeof to, "%s%s", aside, suffix);
+		if (rename(from, to) != 0) {
+			unlink(from);
+		}
+	}
+	post_log(store, CHAT_LOG_ERR,
+		"chat: the database %s is unusable (%s); %s and starting with an empty chat",
+		store->path, why, moved ? "moved it aside" : "could not move it aside");
+	if (moved) {
+		post_log(store, CHAT_LOG_ERR, "chat: the unusable database is now %s", aside);
+	}
+}
+
+static char *column_text(sqlite3_stmt *st, int col)
+{
+	const unsigned char *text = sqlite3_column_text(st, col);
+	return text != NULL ? strdup((const char *)text) : NULL;
+}
+
+/*
+ * Reads rows of `sql` into a list: text columns `texts` (up to 3) first, then integer columns
+ * (up to 3), then for users the token hash. False on a read error.
+ */
+static bool read_rows(struct store *store, const char *sql, int texts, int nums, bool hash,
+	struct row **out)
+{
+	sqlite3_stmt *st = NULL;
+	struct row **tail = out;
+	if (sqlite3_prepare_v2(store->db, sql, -1, &st, NULL) != SQLITE_OK) {
+		return false;
+	}
+	int rc;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		struct row *row = calloc(1, sizeof *row);
+		if (row == NULL) {
+			sqlite3_finalize(st);
+			return false;
+		}
+		*tail = row;
+		tail = &row->next;
+		for (int i = 0; i < texts; i++) {
+			row->s[i] = column_text(st, i);
+		}
+		for (int i = 0; i < nums; i++) {
+			row->num[i] = sqlite3_column_int64(st, texts + i);
+		}
+		if (hash && sqlite3_column_type(st, texts + nums) == SQLITE_BLOB) {
+			if (sqlite3_column_bytes(st, texts + nums) != TOKENS_HASH_SIZE) {
+				row->s[2] = strdup("bad hash"); /* refused by the loader */
+			} else {
+				row->has_hash = true;
+				memcpy(row->hash, sqlite3_column_blob(st, texts + nums),
+					TOKENS_HASH_SIZE);
+			}
+		}
+	}
+	sqlite3_finalize(st);
+	return rc == SQLITE_DONE;
+}
+
+static const char *const counter_names[3] = { "user", "group", "message" };
+
+static bool read_state(struct store *store, struct loaded *ld)
+{
+	sqlite3_stmt *st = NULL;
+	if (sqlite3_prepare_v2(store->db, "SELECT key, value FROM meta", -1, &st, NULL) !=
+		SQLITE_OK) {
+		return false;
+	}
+	int rc, found = 0;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		const char *key = (const char *)sqlite3_column_text(st, 0);
+		int64_t value = sqlite3_column_int64(st, 1);
+		char name[32];
+		for (int i = 0; i < 3; i++) {
+			snprintf(name, sizeof name, "next_%s", counter_names[i]);
+			if (key != NULL && strcmp(key, name) == 0) {
+				ld->next[i] = value;
+				found++;
+			}
+			snprintf(name, sizeof name, "reserved_%s", counter_names[i]);
+			if (key != NULL && strcmp(key, name) == 0) {
+				ld->reserved[i] = value;
+				found++;
+			}
+		}
+		if (key != NULL && strcmp(key, "clean_shutdown") == 0) {
+			ld->clean = value != 0;
+		}
+	}
+	sqlite3_finalize(st);
+	if (rc != SQLITE_DONE) {
+		return false;
+	}
+	ld->fresh = found == 0;
+	return read_rows(store, "SELECT id, username, token_hash FROM users ORDER BY rowid", 2, 0,
+		       true, &ld->users) &&
+		read_rows(store,
+			"SELECT clientid, userid, persistent, qos FROM sessions ORDER BY userid, "
+			"position",
+			2, 2, false, &ld->sessions) &&
+		read_rows(store, "SELECT id FROM groups ORDER BY rowid", 1, 0, false,
+			&ld->groups) &&
+		read_rows(store,
+			"SELECT groupid, userid, since FROM members ORDER BY groupid, position", 2,
+			1, false, &ld->members);
+}
+
+static void loaded_clear(struct loaded *ld)
+{
+	rows_free(ld->users);
+	rows_free(ld->sessions);
+	rows_free(ld->groups);
+	rows_free(ld->members);
+	*ld = (struct loaded){ 0 };
+}
+
+/* Opens the database and reads it; an unusable one is moved aside and a new one made. */
+static void load(struct store *store, bool reset)
+{
+	struct loaded *ld = &store->loaded;
+	loaded_clear(ld);
+	const char *why = "its tables cannot be read";
+	close_db(store);
+	if (reset) {
+		move_aside(store, "its records are inconsistent");
+	}
+	bool existed = access(store->path, F_OK) == 0;
+	if (open_db(store, &why) && read_state(store, ld)) {
+		ld->ok = true;
+		ld->reset = reset;
+		return;
+	}
+	loaded_clear(ld);
+	close_db(store);
+	if (existed && !reset && strcmp(why, "it cannot be created") != 0) {
+		/* The file is there but is not a database of ours: keep it, start a new one. */
+		move_aside(store, why);
+		why = "its tables cannot be read";
+		if (open_db(store, &why) && read_state(store, ld)) {
+			ld->ok = true;
+			ld->reset = true;
+			return;
+		}
+		loaded_clear(ld);
+		close_db(store);
+	}
+	post_log(store, CHAT_LOG_ERR,
+		"chat: cannot use the database %s (%s: %s); running without history", store->path,
+		why, strerror(errno));
+}
+
+/* Prepared statements of a batch, made once per transaction. */
+enum stmt {
+	ST_USER_PUT,
+	ST_USER_DEL,
+	ST_USER_SESSIONS_DEL,
+	ST_USER_MEMBERS_DEL,
+	ST_SESSION_PUT,
+	ST_GROUP_PUT,
+	ST_GROUP_MEMBERS_DEL,
+	ST_MEMBER_PUT,
+	ST_GROUP_DEL,
+	ST_GROUP_MESSAGES_DEL,
+	ST_GROUP_ROOM_DEL,
+	ST_MESSAGE_PUT,
+	ST_ROOM_COUNT,
+	ST_ROOM_OLDEST_DEL,
+	ST_CONVERSATION_PUT,
+	ST_META_PUT,
+	ST_COUNT
+};
+
+static const char *const stmt_sql[ST_COUNT] = {
+	[ST_USER_PUT] = "INSERT INTO users(id, username, token_hash) VALUES(?1, ?2, ?3) "
+			"ON CONFLICT(id) DO UPDATE SET username = excluded.username, "
+			"token_hash = excluded.token_hash",
+	[ST_USER_DEL] = "DELETE FROM users WHERE id = ?1",
+	[ST_USER_SESSIONS_DEL] = "DELETE FROM sessions WHERE userid = ?1",
+	[ST_USER_MEMBERS_DEL] = "DELETE FROM members WHERE userid = ?1",
+	[ST_SESSION_PUT] = "INSERT OR REPLACE INTO sessions(clientid, userid, persistent, qos, "
+			   "position) VALUES(?1, ?2, ?3, ?4, ?5)",
+	[ST_GROUP_PUT] = "INSERT OR IGNORE INTO groups(id) VALUES(?1)",
+	[ST_GROUP_MEMBERS_DEL] = "DELETE FROM members WHERE groupid = ?1",
+	[ST_MEMBER_PUT] = "INSERT OR REPLACE INTO members(groupid, userid, since, position) "
+			  "VALUES(?1, ?2, ?3, ?4)",
+	[ST_GROUP_DEL] = "DELETE FROM groups WHERE id = ?1",
+	[ST_GROUP_MESSAGES_DEL] = "DELETE FROM messages WHERE room = ?1",
+	[ST_GROUP_ROOM_DEL] = "DELETE FROM rooms WHERE room = ?1",
+	[ST_MESSAGE_PUT] = "INSERT OR IGNORE INTO messages(id, room, ts, body) VALUES(?1, ?2, ?3, "
+			   "?4)",
+	[ST_ROOM_COUNT] = "SELECT count FROM rooms WHERE room = ?1",
+	[ST_ROOM_OLDEST_DEL] = "DELETE FROM messages WHERE id = (SELECT min(id) FROM messages "
+			       "WHERE room = ?1)",
+	[ST_CONVERSATION_PUT] = "INSERT OR IGNORE INTO conversations(userid, room) VALUES(?1, ?2)",
+	[ST_META_PUT] = "INSERT OR REPLACE INTO meta(key, value) VALUES(?1, ?2)",
+};
+
+/* Runs a prepared statement with text and integer parameters; false on an error. */
+static bool run(sqlite3_stmt *st, const char *t1, const char *t2, const int64_t *nums, int n_nums,
+	int first_num)
+{
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
+	if (t1 != NULL) {
+		sqlite3_bind_text(st, 1, t1, -1, SQLITE_STATIC);
+	}
+	if (t2 != NULL) {
+		sqlite3_bind_text(st, 2, t2, -1, SQLITE_STATIC);
+	}
+	for (int i = 0; i < n_nums; i++) {
+		sqlite3_bind_int64(st, first_num + i, nums[i]);
+	}
+	int rc = sqlite3_step(st);
+	return rc == SQLITE_DONE || rc == SQLITE_ROW;
+}
+
+static bool apply_message(struct store *store, sqlite3_stmt **st, const struct op *op)
+{
+	sqlite3_stmt *put = st[ST_MESSAGE_PUT];
+	sqlite3_reset(put);
+	sqlite3_bind_int64(put, 1, op->num[0]);
+	sqlite3_bind_text(put, 2, op->s[0], -1, SQLITE_STATIC);
+	sqlite3_bind_int64(put, 3, op->num[1]);
+	sqlite3_bind_text(put, 4, op->text, (int)op->text_len, SQLITE_STATIC);
+	if (sqlite3_step(put) != SQLITE_DONE) {
+		return false;
+	}
+	for (int i = 1; i <= 2; i++) {
+		if (op->s[i] != NULL &&
+			!run(st[ST_CONVERSATION_PUT], op->s[i], op->s[0], NULL, 0, 0)) {
+			return false;
+		}
+	}
+	if (store->per_room > 0) {
+		/* Keep the room at its cap in the same transaction (oldest first). */
+		sqlite3_stmt *count = st[ST_ROOM_COUNT];
+		sqlite3_reset(count);
+		sqlite3_bind_text(count, 1, op->s[0], -1, SQLITE_STATIC);
+		int64_t n = sqlite3_step(count) == SQLITE_ROW ? sqlite3_column_int64(count, 0) : 0;
+		sqlite3_reset(count);
+		for (; n > store->per_room; n--) {
+			if (!run(st[ST_ROOM_OLDEST_DEL], op->s[0], NULL, NULL, 0, 0)) {
+				return false;
+			}
+		}
+	}
+	return true;
+}
+
+static bool apply_counters(sqlite3_stmt **st, const struct op *op)
+{
+	char key[32];
+	for (int i = 0; i < 3; i++) {
+		snprintf(key, sizeof key, "next_%s", counter_names[i]);
+		if (!run(st[ST_META_PUT], key, NULL, &op->num[i], 1, 2)) {
+			return false;
+		}
+		snprintf(key, sizeof key, "reserved_%s", counter_names[i]);
+		if (!run(st[ST_META_PUT], key, NULL, &op->num[3 + i], 1, 2)) {
+			return false;
+		}
+	}
+	return run(st[ST_META_PUT], "clean_shutdown", NULL, &op->num[6], 1, 2);
+}
+
+static bool apply(struct store *store, sqlite3_stmt **st, const struct op *op)
+{
+	switch (op->kind) {
+	case OP_USER_PUT: {
+		sqlite3_stmt *put = st[ST_USER_PUT];
+		sqlite3_reset(put);
+		sqlite3_clear_bindings(put);
+		sqlite3_bind_text(put, 1, op->s[0], -1, SQLITE_STATIC);
+		sqlite3_bind_text(put, 2, op->s[1], -1, SQLITE_STATIC);
+		if (op->has_hash) {
+			sqlite3_bind_blob(put, 3, op->hash, (int)sizeof op->hash, SQLITE_STATIC);
+		}
+		return sqlite3_step(put) == SQLITE_DONE &&
+			run(st[ST_USER_SESSIONS_DEL], op->s[0], NULL, NULL, 0, 0);
+	}
+	case OP_USER_DEL:
+		return run(st[ST_USER_SESSIONS_DEL], op->s[0], NULL, NULL, 0, 0) &&
+			run(st[ST_USER_MEMBERS_DEL], op->s[0], NULL, NULL, 0, 0) &&
+			run(st[ST_USER_DEL], op->s[0], NULL, NULL, 0, 0);
+	case OP_SESSION_PUT:
+		return run(st[ST_SESSION_PUT], op->s[0], op->s[1], op->num, 3, 3);
+	case OP_GROUP_PUT:
+		return run(st[ST_GROUP_PUT], op->s[0], NULL, NULL, 0, 0) &&
+			run(st[ST_GROUP_MEMBERS_DEL], op->s[0], NULL, NULL, 0, 0);
+	case OP_MEMBER_PUT:
+		return run(st[ST_MEMBER_PUT], op->s[0], op->s[1], op->num, 2, 3);
+	case OP_GROUP_DEL:
+		return run(st[ST_GROUP_MEMBERS_DEL], op->s[0], NULL, NULL, 0, 0) &&
+			run(st[ST_GROUP_DEL], op->s[0], NULL, NULL, 0, 0) &&
+			run(st[ST_GROUP_MESSAGES_DEL], op->s[0], NULL, NULL, 0, 0) &&
+			run(st[ST_GROUP_ROOM_DEL], op->s[0], NULL, NULL, 0, 0);
+	case OP_MESSAGE:
+		return apply_message(store, st, op);
+	case OP_COUNTERS:
+		return apply_counters(st, op);
+	case OP_QUERY:
+	case OP_LOAD:
+		break;
+	}
+	return true;
+}
+
+/* Commits every record and message op of `ops` as one transaction; queries are skipped. */
+static void commit_batch(struct store *store, struct op *ops)
+{
+	bool any = false;
+	const struct op *counters = NULL;
+	for (const struct op *op = ops; op != NULL; op = op->next) {
+		if (op->kind != OP_QUERY && op->kind != OP_LOAD) {
+			any = true;
+		}
+		if (op->kind == OP_COUNTERS) {
+			counters = op;
+		}
+	}
+	if (!any || store->db == NULL) {
+		return;
+	}
+	sqlite3_stmt *st[ST_COUNT] = { 0 };
+	bool ok = exec(store, "BEGIN IMMEDIATE");
+	for (int i = 0; ok && i < ST_COUNT; i++) {
+		ok = sqlite3_prepare_v2(store->db, stmt_sql[i], -1, &st[i], NULL) == SQLITE_OK;
+	}
+	const struct op *op;
+	for (op = ops; ok && op != NULL; op = op->next) {
+		ok = apply(store, st, op);
+	}
+	const char *why = ok ? NULL : sqlite3_errmsg(store->db);
+	char reason[200] = "";
+	if (why != NULL) {
+		snprintf(reason, sizeof reason, "%s", why);
+	}
+	for (int i = 0; i < ST_COUNT; i++) {
+		sqlite3_finalize(st[i]);
+	}
+	ok = ok && exec(store, "COMMIT");
+	if (!ok) {
+		exec(store, "ROLLBACK");
+	}
+	pthread_mutex_lock(&store->lock);
+	bool was_failing = store->failing;
+	store->failing = !ok;
+	pthread_mutex_unlock(&store->lock);
+	if (!ok && !was_failing) {
+		post_log(store, CHAT_LOG_ERR,
+			"chat: could not write to the database %s (%s); history is unavailable "
+			"until a write succeeds",
+			store->path, reason[0] != '\0' ? reason : "commit failed");
+	} else if (ok && was_failing) {
+		post_log(store, CHAT_LOG_NOTICE, "chat: the database %s is written again",
+			store->path);
+	}
+	if (ok && counters != NULL) {
+		struct done *d = calloc(1, sizeof *d);
+		if (d != NULL) {
+			d->kind = DONE_COMMITTED;
+			memcpy(d->num, &counters->num[3], 3 * sizeof d->num[0]);
+			post(store, d);
+		}
+	}
+}
+
+static void prune_by_age(struct store *store)
+{
+	if (store->days <= 0 || store->db == NULL) {
+		return;
+	}
+	/* The chat's clock, as the broker thread read it, so that queries and pruning agree. */
+	pthread_mutex_lock(&store->lock);
+	int64_t now = store->wall_ms;
+	pthread_mutex_unlock(&store->lock);
+	if (now < store->next_prune_at) {
+		return;
+	}
+	store->next_prune_at = now + PRUNE_INTERVAL_MS;
+	sqlite3_stmt *st = NULL;
+	if (sqlite3_prepare_v2(store->db, "DELETE FROM messages WHERE ts < ?1", -1, &st, NULL) ==
+		SQLITE_OK) {
+		sqlite3_bind_int64(st, 1, now - store->days * 86400000);
+		(void)sqlite3_step(st);
+	}
+	sqlite3_finalize(st);
+}
+
+/* Appends message texts of `st`'s rows (column 0) to *tail; returns how many. */
+static int collect(sqlite3_stmt *st, struct row ***tail, bool *err)
+{
+	int n = 0, rc;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		struct row *row = calloc(1, sizeof *row);
+		if (row == NULL || (row->s[0] = column_text(st, 0)) == NULL) {
+			free(row);
+			*err = true;
+			break;
+		}
+		**tail = row;
+		*tail = &row->next;
+		n++;
+	}
+	if (rc != SQLITE_DONE && rc != SQLITE_ROW) {
+		*err = true;
+	}
+	return n;
+}
+
+/* Reverses a list of rows (queries that read newest first answer oldest first). */
+static struct row *reverse(struct row *row)
+{
+	struct row *out = NULL;
+	while (row != NULL) {
+		struct row *next = row->next;
+		row->next = out;
+		out = row;
+		row = next;
+	}
+	return out;
+}
+
+/* Fills the requester's rooms into the temporary table q (room, since). */
+static bool fill_rooms(struct store *store, const struct query *q)
+{
+	if (!exec(store,
+		    "CREATE TEMP TABLE IF NOT EXISTS q(room TEXT PRIMARY KEY, since INTEGER)"
+		    " WITHOUT ROWID; DELETE FROM q;")) {
+		return false;
+	}
+	sqlite3_stmt *st = NULL;
+	bool ok = sqlite3_prepare_v2(store->db, "INSERT OR REPLACE INTO q VALUES(?1, ?2)", -1, &st,
+			  NULL) == SQLITE_OK;
+	for (size_t i = 0; ok && i < q->n_groups; i++) {
+		int64_t since = (int64_t)q->group_since[i];
+		ok = run(st, q->group_keys[i], NULL, &since, 1, 2);
+	}
+	sqlite3_finalize(st);
+	st = NULL;
+	ok = ok &&
+		sqlite3_prepare_v2(store->db,
+			"INSERT OR IGNORE INTO q SELECT room, 0 FROM conversations WHERE userid = ?1",
+			-1, &st, NULL) == SQLITE_OK &&
+		run(st, q->userid, NULL, NULL, 0, 0);
+	sqlite3_finalize(st);
+	return ok;
+}
+
+/* Runs a history query; the reply carries the message texts, oldest first. */
+static void answer(struct store *store, struct query *q)
+{
+	struct done *d = calloc(1, sizeof *d);
+	if (d == NULL) {
+		return;
+	}
+	d->kind = DONE_REPLY;
+	d->clientid = q->clientid;
+	d->room = q->room;
+	d->qid = q->qid;
+	q->clientid = q->room = q->qid = NULL;
+
+	bool err = false;
+	int n = 0;
+	struct row **tail = &d->rows;
+	sqlite3_stmt *st = NULL;
+	int64_t limit = q->limit + 1; /* one more tells whether the direction is complete */
+	bool newest_first = false;
+	const char *sql;
+	if (store->db == NULL) {
+		err = true;
+	} else if (q->room_key != NULL) {
+		if (q->before != 0 && q->after != 0) {
+			sql = "SELECT body FROM messages WHERE room = ?1 AND id >= ?2 AND ts >= ?3 "
+			      "AND id > ?5 AND id < ?4 ORDER BY id LIMIT ?6";
+		} else if (q->after != 0) {
+			sql = "SELECT body FROM messages WHERE room = ?1 AND id >= ?2 AND ts >= ?3 "
+			      "AND id > ?5 ORDER BY id LIMIT ?6";
+		} else {
+			sql = "SELECT body FROM messages WHERE room = ?1 AND id >= ?2 AND ts >= ?3 "
+			      "AND id < ?4 ORDER BY id DESC LIMIT ?6";
+			newest_first = true;
+		}
+		int64_t nums[5] = { (int64_t)q->since, q->min_ts,
+			q->before != 0 ? (int64_t)q->before : INT64_MAX, (int64_t)q->after, limit };
+		err = sqlite3_prepare_v2(store->db, sql, -1, &st, NULL) != SQLITE_OK;
+		if (!err) {
+			sqlite3_bind_text(st, 1, q->room_key, -1, SQLITE_STATIC);
+			for (int i = 0; i < 5; i++) {
+				sqlite3_bind_int64(st, 2 + i, nums[i]);
+			}
+			n = collect(st, &tail, &err);
+		}
+	} else if (!fill_rooms(store, q)) {
+		err = true;
+	} else if (q->after != 0) {
+		/* Catch-up: the oldest `limit` visible messages after the cursor, in every room. */
+		sql = "SELECT m.body FROM q JOIN messages m ON m.room = q.room AND m.id >= q.since "
+		      "AND m.id > ?1 WHERE m.ts >= ?2 ORDER BY m.id LIMIT ?3";
+		int64_t nums[3] = { (int64_t)q->after, q->min_ts, limit };
+		err = sqlite3_prepare_v2(store->db, sql, -1, &st, NULL) != SQLITE_OK;
+		if (!err) {
+			for (int i = 0; i < 3; i++) {
+				sqlite3_bind_int64(st, 1 + i, nums[i]);
+			}
+			n = collect(st, &tail, &err);
+		}
+	} else {
+		/* Summary: the newest visible message of each room, newest first. */
+		sql = "SELECT m.body FROM (SELECT (SELECT max(id) FROM messages WHERE room = q.room "
+		      "AND id >= q.since AND ts >= ?1) AS last FROM q) AS r JOIN messages m ON "
+		      "m.id = r.last ORDER BY m.id DESC LIMIT ?2";
+		err = sqlite3_prepare_v2(store->db, sql, -1, &st, NULL) != SQLITE_OK;
+		if (!err) {
+			sqlite3_bind_int64(st, 1, q->min_ts);
+			sqlite3_bind_int64(st, 2, limit);
+			n = collect(st, &tail, &err);
+		}
+	}
+	sqlite3_finalize(st);
+	if (!err && n > q->limit) {
+		/* Drop the extra row: the last one read, which is the farthest from the cursor. */
+		struct row **p = &d->rows;
+		while ((*p)->next != NULL) {
+			p = &(*p)->next;
+		}
+		rows_free(*p);
+		*p = NULL;
+	}
+	d->complete = n <= q->limit;
+	if (newest_first) {
+		d->rows = reverse(d->rows);
+	}
+	if (err) {
+		rows_free(d->rows);
+		d->rows = NULL;
+		d->err = CHAT_ERR_HISTORY_UNAVAILABLE;
+		d->text = strdup(store->db == NULL ? "the chat has no usable database"
+						   : "the database could not answer");
+	}
+	post(store, d);
+}
+
+static void *worker(void *arg)
+{
+	struct store *store = arg;
+	for (;;) {
+		pthread_mutex_lock(&store->lock);
+		while (store->work == NULL && !store->stopping) {
+			pthread_cond_wait(&store->work_ready, &store->lock);
+		}
+		struct op *ops = store->work;
+		store->work = NULL;
+		store->work_tail = &store->work;
+		bool stopping = store->stopping;
+		pthread_mutex_unlock(&store->lock);
+		if (ops == NULL && stopping) {
+			break;
+		}
+
+		size_t messages = 0, queries = 0;
+		bool reload = false, reset = false;
+		for (const struct op *op = ops; op != NULL; op = op->next) {
+			if (op->kind == OP_LOAD) {
+				reload = true;
+				reset = reset || op->num[0] != 0;
+			}
+		}
+		if (reload) {
+			load(store, reset);
+			struct done *d = calloc(1, sizeof *d);
+			if (d != NULL) {
+				d->kind = DONE_LOADED;
+				post(store, d);
+			}
+		}
+		commit_batch(store, ops);
+		prune_by_age(store);
+		struct op *op = ops;
+		while (op != NULL) {
+			struct op *next = op->next;
+			if (op->kind == OP_MESSAGE) {
+				messages++;
+			} else if (op->kind == OP_QUERY) {
+				queries++;
+				answer(store, op->query);
+			}
+			op_free(op);
+			op = next;
+		}
+		pthread_mutex_lock(&store->lock);
+		store->queued_messages -= messages;
+		store->queued_queries -= queries;
+		pthread_mutex_unlock(&store->lock);
+	}
+	if (store->db != NULL) {
+		(void)exec(store, "PRAGMA wal_checkpoint(TRUNCATE)");
+	}
+	close_db(store);
+	return NULL;
+}
+
+/* ===================================================================================== */
+/* The broker thread                                                                     */
+/* ===================================================================================== */
+
+static struct id_counter *counter_at(struct chat *chat, int i)
+{
+	return i == 0 ? &chat->ids.user : i == 1 ? &chat->ids.group : &chat->ids.message;
+}
+
+static const uint64_t counter_blocks[3] = { STORE_ID_BLOCK, STORE_ID_BLOCK, STORE_MESSAGE_BLOCK };
+
+/* Hands `ops` to the worker (the lock not held). */
+static void enqueue(struct store *store, int64_t wall, struct op *ops, size_t messages,
+	size_t queries)
+{
+	if (ops == NULL) {
+		return;
+	}
+	struct op *last = ops;
+	while (last->next != NULL) {
+		last = last->next;
+	}
+	pthread_mutex_lock(&store->lock);
+	store->wall_ms = wall;
+	*store->work_tail = ops;
+	store->work_tail = &last->next;
+	store->queued_messages += messages;
+	store->queued_queries += queries;
+	pthread_cond_signal(&store->work_ready);
+	pthread_mutex_unlock(&store->lock);
+}
+
+static struct op *op_new(enum op_kind kind, const char *s0, const char *s1)
+{
+	struct op *op = calloc(1, sizeof *op);
+	if (op == NULL) {
+		return NULL;
+	}
+	op->kind = kind;
+	op->s[0] = dup_or_null(s0);
+	op->s[1] = dup_or_null(s1);
+	if ((s0 != NULL && op->s[0] == NULL) || (s1 != NULL && op->s[1] == NULL)) {
+		op_free(op);
+		return NULL;
+	}
+	return op;
+}
+
+/* Appends to a list being built; false (and the list freed by the caller) on no memory. */
+static bool push(struct op ***tail, struct op *op)
+{
+	if (op == NULL) {
+		return false;
+	}
+	**tail = op;
+	*tail = &op->next;
+	return true;
+}
+
+static void ops_free(struct op *op)
+{
+	while (op != NULL) {
+		struct op *next = op->next;
+		op_free(op);
+		op = next;
+	}
+}
+
+/* The ops that write one changed user or group as it is now (or delete it). */
+static bool record_ops(struct chat *chat, const char *id, struct op ***tail)
+{
+	if (ids_is_user(id)) {
+		struct chat_user *user = state_user_find(chat, id);
+		if (user == NULL) {
+			return push(tail, op_new(OP_USER_DEL, id, NULL));
+		}
+		struct op *op = op_new(OP_USER_PUT, id, user->username);
+		if (op != NULL && user->has_token) {
+			op->has_hash = true;
+			memcpy(op->hash, user->token_hash, sizeof op->hash);
+		}
+		if (!push(tail, op)) {
+			return false;
+		}
+		int64_t position = 0;
+		const struct chat_session *s;
+		for (s = user->sessions; s != NULL; s = s->next_of_user) {
+			op = op_new(OP_SESSION_PUT, s->clientid, id);
+			if (!push(tail, op)) {
+				return false;
+			}
+			op->num[0] = s->persistent;
+			op->num[1] = s->inbox_qos;
+			op->num[2] = position++;
+		}
+		return true;
+	}
+	struct chat_group *group = state_group_find(chat, id);
+	if (group == NULL) {
+		return push(tail, op_new(OP_GROUP_DEL, id, NULL));
+	}
+	if (!push(tail, op_new(OP_GROUP_PUT, id, NULL))) {
+		return false;
+	}
+	int64_t position = 0;
+	const struct chat_member *m;
+	for (m = group->members; m != NULL; m = m->hh_group.next) {
+		struct op *op = op_new(OP_MEMBER_PUT, id, m->user->id);
+		if (!push(tail, op)) {
+			return false;
+		}
+		op->num[0] = (int64_t)m->since;
+		op->num[1] = position++;
+	}
+	return true;
+}
+
+/*
+ * The counters op: where each counter is and what is reserved; moves a reservation a block
+ * ahead when less than half a block is left (`force`: every counter). NULL: nothing to write.
+ */
+static struct op *counters_op(struct chat *chat, bool force, bool clean)
+{
+	struct store *store = chat->store;
+	bool any = force || clean;
+	for (int i = 0; i < 3; i++) {
+		struct id_counter *c = counter_at(chat, i);
+		if (force || c->next + counter_blocks[i] / 2 >= store->requested[i]) {
+			store->requested[i] = c->next + counter_blocks[i];
+			any = true;
+		}
+	}
+	if (!any) {
+		return NULL;
+	}
+	struct op *op = op_new(OP_COUNTERS, NULL, NULL);
+	if (op == NULL) {
+		return NULL;
+	}
+	for (int i = 0; i < 3; i++) {
+		op->num[i] = (int64_t)counter_at(chat, i)->next;
+		op->num[3 + i] = (int64_t)store->requested[i];
+	}
+	op->num[6] = clean;
+	return op;
+}
+
+/* Builds the batch of everything changed since the last one and hands it over. */
+static void hand_over(struct chat *chat, bool force_counters, bool clean)
+{
+	struct store *store = chat->store;
+	struct op *ops = NULL, **tail = &ops;
+	bool ok = true;
+	struct changed_id *c, *tmp;
+	HASH_ITER(hh, chat->changes.unsaved, c, tmp) {
+		if (!(ok = record_ops(chat, c->id, &tail))) {
+			break;
+		}
+	}
+	struct op *counters = ok ? counters_op(chat, force_counters, clean) : NULL;
+	if (counters != NULL) {
+		*tail = counters;
+		tail = &counters->next;
+	}
+	if (!ok) {
+		/* Out of memory: the changed ids stay, the next batch tries again. */
+		ops_free(ops);
+		return;
+	}
+	state_unsaved_clear(chat);
+	*tail = store->pending;
+	size_t messages = store->pending_messages;
+	store->pending = NULL;
+	store->pending_tail = &store->pending;
+	store->pending_messages = 0;
+	enqueue(store, chat->hooks.wall_ms(chat->hooks.ctx), ops, messages, 0);
+}
+
+/* Waits (start-up and shutdown only) until the worker posts a completion of `kind`. */
+static void wait_for(struct chat *chat, enum done_kind kind);
+
+/* The reply document of a finished query. */
+static cJSON *history_doc(const struct done *d)
+{
+	size_t n = 0;
+	for (const struct row *row = d->rows; row != NULL; row = row->next) {
+		n++;
+	}
+	const char **texts = calloc(n + 1, sizeof *texts);
+	if (texts == NULL) {
+		return NULL;
+	}
+	n = 0;
+	for (const struct row *row = d->rows; row != NULL; row = row->next) {
+		texts[n++] = row->s[0];
+	}
+	cJSON *doc = codec_history(d->qid, d->room, texts, n, d->complete);
+	free(texts);
+	return doc;
+}
+
+static void take_completions(struct chat *chat, struct done *d)
+{
+	while (d != NULL) {
+		struct done *next = d->next;
+		switch (d->kind) {
+		case DONE_LOG:
+			log_printf(&chat->hooks, (enum chat_log_level)d->level, "%s", d->text);
+			break;
+		case DONE_COMMITTED:
+			for (int i = 0; i < 3; i++) {
+				struct id_counter *c = counter_at(chat, i);
+				if ((uint64_t)d->num[i] > c->reserved) {
+					c->reserved = (uint64_t)d->num[i];
+				}
+			}
+			break;
+		case DONE_REPLY: {
+			struct chat_session *session = state_session_find(chat, d->clientid);
+			if (session == NULL) {
+				break; /* the session is gone: nobody to answer */
+			}
+			if (session->history_waiting > 0) {
+				session->history_waiting--;
+			}
+			cJSON *doc = d->err == CHAT_OK
+				? history_doc(d)
+				: codec_error_qid("history", chat_err_str(d->err), d->text, d->qid);
+			if (doc == NULL ||
+				outbox_reply_doc(chat, session,
+					d->err == CHAT_OK ? "history" : "error", doc) != CHAT_OK) {
+				log_printf(&chat->hooks, CHAT_LOG_ERR,
+					"chat: could not answer a history request of %s",
+					d->clientid);
+			}
+			cJSON_Delete(doc);
+			break;
+		}
+		case DONE_LOADED:
+			break;
+		}
+		done_free(d);
+		d = next;
+	}
+}
+
+static struct done *take_done(struct store *store)
+{
+	pthread_mutex_lock(&store->lock);
+	struct done *d = store->done;
+	store->done = NULL;
+	store->done_tail = &store->done;
+	pthread_mutex_unlock(&store->lock);
+	return d;
+}
+
+static void wait_for(struct chat *chat, enum done_kind kind)
+{
+	struct store *store = chat->store;
+	for (;;) {
+		pthread_mutex_lock(&store->lock);
+		while (store->done == NULL) {
+			pthread_cond_wait(&store->done_ready, &store->lock);
+		}
+		struct done *d = store->done;
+		store->done = NULL;
+		store->done_tail = &store->done;
+		pthread_mutex_unlock(&store->lock);
+		bool found = false;
+		for (struct done *p = d; p != NULL; p = p->next) {
+			found = found || p->kind == kind;
+		}
+		take_completions(chat, d);
+		if (found) {
+			return;
+		}
+	}
+}
+
+/* Counters without a store: the wall clock in microseconds, so ids grow across restarts. */
+static void seed_from_clock(struct chat *chat)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	uint64_t us = (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+	for (int i = 0; i < 3; i++) {
+		struct id_counter *c = counter_at(chat, i);
+		if (c->next < us) {
+			c->next = us;
+		}
+		c->reserved = UINT64_MAX;
+	}
+}
+
+/* Builds the snapshot document persist_parse reads from the rows the worker read. */
+static cJSON *snapshot_of(const struct loaded *ld)
+{
+	cJSON *doc = cJSON_CreateObject();
+	cJSON *users = cJSON_AddArrayToObject(doc, "users");
+	cJSON *groups = cJSON_AddArrayToObject(doc, "groups");
+	if (doc == NULL || users == NULL || groups == NULL ||
+		cJSON_AddNumberToObject(doc, "version", 3) == NULL ||
+		cJSON_AddBoolToObject(doc, "clean_shutdown", ld->clean) == NULL) {
+		goto error;
+	}
+	char key[32];
+	for (int i = 0; i < 3; i++) {
+		snprintf(key, sizeof key, "next_%s", counter_names[i]);
+		if (cJSON_AddNumberToObject(doc, key, (double)ld->next[i]) == NULL) {
+			goto error;
+		}
+		snprintf(key, sizeof key, "reserved_%s", counter_names[i]);
+		if (cJSON_AddNumberToObject(doc, key, (double)ld->reserved[i]) == NULL) {
+			goto error;
+		}
+	}
+	for (const struct row *u = ld->users; u != NULL; u = u->next) {
+		cJSON *entry = cJSON_CreateObject();
+		cJSON *sessions = NULL;
+		if (entry == NULL || !cJSON_AddItemToArray(users, entry) ||
+			cJSON_AddStringToObject(entry, "id", u->s[0] ? u->s[0] : "") == NULL ||
+			cJSON_AddStringToObject(entry, "username", u->s[1] ? u->s[1] : "") ==
+				NULL ||
+			(sessions = cJSON_AddArrayToObject(entry, "sessions")) == NULL) {
+			cJSON_Delete(entry);
+			goto error;
+		}
+		if (u->has_hash || u->s[2] != NULL) {
+			char hex[TOKENS_HASH_HEX_LEN + 1] = "x";
+			if (u->has_hash) {
+				tokens_hash_to_hex(u->hash, hex);
+			}
+			if (cJSON_AddStringToObject(entry, "token_hash", hex) == NULL) {
+				goto error;
+			}
+		}
+		for (const struct row *s = ld->sessions; s != NULL; s = s->next) {
+			if (s->s[1] == NULL || u->s[0] == NULL || strcmp(s->s[1], u->s[0]) != 0) {
+				continue;
+			}
+			cJSON *item = cJSON_CreateObject();
+			if (item == NULL || !cJSON_AddItemToArray(sessions, item) ||
+				cJSON_AddStringToObject(item, "clientid", s->s[0] ? s->s[0] : "") ==
+					NULL ||
+				cJSON_AddBoolToObject(item, "persistent", s->num[0] != 0) == NULL ||
+				cJSON_AddNumberToObject(item, "qos", (double)s->num[1]) == NULL) {
+				cJSON_Delete(item);
+				goto error;
+			}
+		}
+	}
+	for (const struct row *g = ld->groups; g != NULL; g = g->next) {
+		cJSON *entry = cJSON_CreateObject();
+		cJSON *members = NULL, *since = NULL;
+		if (entry == NULL || !cJSON_AddItemToArray(groups, entry) ||
+			cJSON_AddStringToObject(entry, "id", g->s[0] ? g->s[0] : "") == NULL ||
+			(members = cJSON_AddArrayToObject(entry, "member")) == NULL ||
+			(since = cJSON_AddArrayToObject(entry, "since")) == NULL) {
+			cJSON_Delete(entry);
+			goto error;
+		}
+		for (const struct row *m = ld->members; m != NULL; m = m->next) {
+			if (m->s[0] == NULL || g->s[0] == NULL || strcmp(m->s[0], g->s[0]) != 0) {
+				continue;
+			}
+			cJSON *uid = cJSON_CreateString(m->s[1] ? m->s[1] : "");
+			cJSON *n = cJSON_CreateNumber((double)m->num[0]);
+			if (uid == NULL || n == NULL) {
+				cJSON_Delete(uid);
+				cJSON_Delete(n);
+				goto error;
+			}
+			cJSON_AddItemToArray(members, uid);
+			cJSON_AddItemToArray(since, n);
+		}
+	}
+	return doc;
+error:
+	cJSON_Delete(doc);
+	return NULL;
+}
+
+/* Asks the worker to (re)load and waits for it. */
+static void load_now(struct chat *chat, bool reset)
+{
+	struct op *op = op_new(OP_LOAD, NULL, NULL);
+	if (op == NULL) {
+		return;
+	}
+	op->num[0] = reset;
+	enqueue(chat->store, chat->hooks.wall_ms(chat->hooks.ctx), op, 0, 0);
+	wait_for(chat, DONE_LOADED);
+}
+
+/* Restores the chat from what the worker read; false when the records are inconsistent. */
+static bool restore(struct chat *chat, int64_t now_ms, char *err, size_t err_len)
+{
+	const struct loaded *ld = &chat->store->loaded;
+	if (ld->fresh) {
+		return true;
+	}
+	cJSON *doc = snapshot_of(ld);
+	char *text = doc != NULL ? cJSON_PrintUnformatted(doc) : NULL;
+	cJSON_Delete(doc);
+	if (text == NULL) {
+		snprintf(err, err_len, "out of memory");
+		return false;
+	}
+	enum chat_err rc = persist_parse(chat, text, strlen(text), now_ms, err, err_len);
+	cJSON_free(text);
+	return rc == CHAT_OK;
+}
+
+enum chat_err store_start(struct chat *chat, int64_t now_ms)
+{
+	if (chat->config.database[0] == '\0') {
+		seed_from_clock(chat);
+		return CHAT_OK;
+	}
+	struct store *store = calloc(1, sizeof *store);
+	if (store == NULL) {
+		return CHAT_ERR_INTERNAL;
+	}
+	store->work_tail = &store->work;
+	store->done_tail = &store->done;
+	store->pending_tail = &store->pending;
+	snprintf(store->path, sizeof store->path, "%s", chat->config.database);
+	store->per_room = chat->config.history_per_room;
+	store->days = chat->config.history_days;
+	pthread_mutex_init(&store->lock, NULL);
+	pthread_cond_init(&store->work_ready, NULL);
+	pthread_cond_init(&store->done_ready, NULL);
+	if (pthread_create(&store->thread, NULL, worker, store) != 0) {
+		pthread_mutex_destroy(&store->lock);
+		pthread_cond_destroy(&store->work_ready);
+		pthread_cond_destroy(&store->done_ready);
+		free(store);
+		return CHAT_ERR_INTERNAL;
+	}
+	chat->store = store;
+
+	load_now(chat, false);
+	char err[160] = "";
+	if (store->loaded.ok && !restore(chat, now_ms, err, sizeof err)) {
+		log_printf(&chat->hooks, CHAT_LOG_ERR, "chat: the database %s: %s", store->path,
+			err);
+		load_now(chat, true);
+	}
+	const struct loaded *ld = &store->loaded;
+	if (!ld->ok) {
+		store->failing = true;
+		seed_from_clock(chat);
+	} else if (ld->reset) {
+		seed_from_clock(chat); /* ids of the database moved aside must not come back */
+	}
+	if (ld->ok && ld->fresh && chat->config.state_file[0] != '\0') {
+		persist_import(chat, now_ms);
+	}
+	if (ld->ok) {
+		struct chat_stats stats;
+		state_stats(chat, &stats);
+		log_printf(&chat->hooks, CHAT_LOG_INFO,
+			"chat: restored %zu users and %zu groups from the database %s", stats.users,
+			stats.groups, store->path);
+		/* The first batch reserves ids and records that this run has not shut down yet. */
+		hand_over(chat, true, false);
+		wait_for(chat, DONE_COMMITTED);
+	}
+	pthread_mutex_lock(&store->lock);
+	loaded_clear(&store->loaded);
+	pthread_mutex_unlock(&store->lock);
+	if (!store_available(chat)) {
+		seed_from_clock(chat);
+	}
+	store->next_batch_at = now_ms + STORE_BATCH_MS;
+	return CHAT_OK;
+}
+
+bool store_available(const struct chat *chat)
+{
+	struct store *store = chat->store;
+	if (store == NULL || store->stopped) {
+		return false;
+	}
+	pthread_mutex_lock(&store->lock);
+	bool ok = !store->failing;
+	pthread_mutex_unlock(&store->lock);
+	return ok;
+}
+
+bool store_id_ready(const struct chat *chat, const struct id_counter *counter)
+{
+	return !ids_reserve_exhausted(counter) || chat->store == NULL;
+}
+
+void store_tick(struct chat *chat, int64_t now_ms)
+{
+	struct store *store = chat->store;
+	if (store == NULL || store->stopped) {
+		return;
+	}
+	take_completions(chat, take_done(store));
+	if (now_ms < store->next_batch_at) {
+		return;
+	}
+	store->next_batch_at = now_ms + STORE_BATCH_MS;
+	hand_over(chat, false, false);
+	pthread_mutex_lock(&store->lock);
+	bool drained = store->queued_messages < STORE_QUEUE_MESSAGES / 2;
+	pthread_mutex_unlock(&store->lock);
+	if (store->overloaded && drained) {
+		store->overloaded = false;
+	}
+}
+
+void store_stop(struct chat *chat)
+{
+	struct store *store = chat->store;
+	if (store == NULL || store->stopped) {
+		return;
+	}
+	hand_over(chat, false, true);
+	pthread_mutex_lock(&store->lock);
+	store->stopping = true;
+	pthread_cond_signal(&store->work_ready);
+	pthread_mutex_unlock(&store->lock);
+	pthread_join(store->thread, NULL);
+	store->stopped = true;
+	take_completions(chat, take_done(store));
+	ops_free(store->pending);
+	ops_free(store->work);
+	pthread_mutex_destroy(&store->lock);
+	pthread_cond_destroy(&store->work_ready);
+	pthread_cond_destroy(&store->done_ready);
+	free(store);
+	chat->store = NULL;
+}
+
+void store_message(struct chat *chat, uint64_t id, const char *room_key, const char *a,
+	const char *b, int64_t ts, const char *text, size_t len)
+{
+	struct store *store = chat->store;
+	if (store == NULL || store->stopped) {
+		return;
+	}
+	pthread_mutex_lock(&store->lock);
+	bool full = store->queued_messages + store->pending_messages >= STORE_QUEUE_MESSAGES;
+	pthread_mutex_unlock(&store->lock);
+	struct op *op = full ? NULL : op_new(OP_MESSAGE, room_key, a);
+	if (op != NULL) {
+		op->s[2] = dup_or_null(b);
+		op->text = malloc(len + 1);
+	}
+	if (op == NULL || op->text == NULL || (b != NULL && op->s[2] == NULL)) {
+		if (op != NULL) {
+			op_free(op);
+		}
+		if (!store->overloaded) {
+			store->overloaded = true;
+			log_printf(&chat->hooks, CHAT_LOG_WARNING,
+				"chat: the database %s is behind; messages are delivered but not kept "
+				"in history until it catches up",
+				store->path);
+		}
+		return;
+	}
+	memcpy(op->text, text, len);
+	op->text[len] = '\0';
+	op->text_len = len;
+	op->num[0] = (int64_t)id;
+	op->num[1] = ts;
+	*store->pending_tail = op;
+	store->pending_tail = &op->next;
+	store->pending_messages++;
+}
+
+enum chat_err store_query(struct chat *chat, struct chat_session *session,
+	const struct store_query *query)
+{
+	struct store *store = chat->store;
+	if (!store_available(chat)) {
+		return CHAT_ERR_HISTORY_UNAVAILABLE;
+	}
+	if (session->history_waiting >= STORE_QUERIES_PER_SESSION) {
+		return CHAT_ERR_RATE_LIMITED;
+	}
+	pthread_mutex_lock(&store->lock);
+	bool full = store->queued_queries >= STORE_QUEUE_QUERIES;
+	pthread_mutex_unlock(&store->lock);
+	if (full) {
+		return CHAT_ERR_HISTORY_UNAVAILABLE;
+	}
+	struct chat_user *user = session->user;
+	struct op *op = op_new(OP_QUERY, NULL, NULL);
+	struct query *q = op != NULL ? calloc(1, sizeof *q) : NULL;
+	if (q == NULL) {
+		free(op);
+		return CHAT_ERR_INTERNAL;
+	}
+	op->query = q;
+	q->clientid = strdup(session->clientid);
+	q->userid = strdup(user->id);
+	q->room = dup_or_null(query->room);
+	q->room_key = dup_or_null(query->room_key);
+	q->qid = dup_or_null(query->qid);
+	q->since = query->since;
+	q->before = query->before;
+	q->after = query->after;
+	q->limit = query->limit;
+	q->min_ts = chat->config.history_days > 0
+		? chat->hooks.wall_ms(chat->hooks.ctx) - chat->config.history_days * 86400000
+		: INT64_MIN;
+	bool ok = q->clientid != NULL && q->userid != NULL &&
+		(query->room == NULL || q->room != NULL) &&
+		(query->room_key == NULL || q->room_key != NULL) &&
+		(query->qid == NULL || q->qid != NULL);
+	if (ok && query->room_key == NULL) {
+		size_t n = HASH_CNT(hh_user, user->groups);
+		q->group_keys = calloc(n + 1, sizeof *q->group_keys);
+		q->group_since = calloc(n + 1, sizeof *q->group_since);
+		ok = q->group_keys != NULL && q->group_since != NULL;
+		const struct chat_member *m;
+		for (m = user->groups; ok && m != NULL; m = m->hh_user.next) {
+			q->group_keys[q->n_groups] = strdup(m->group->id);
+			q->group_since[q->n_groups] =
+				chat->config.history_visibility_shared ? 0 : m->since;
+			ok = q->group_keys[q->n_groups++] != NULL;
+		}
+	}
+	if (!ok) {
+		op_free(op);
+		return CHAT_ERR_INTERNAL;
+	}
+	session->history_waiting++;
+	/* What was sent before the query is handed over first, so the answer includes it. */
+	hand_over(chat, false, false);
+	enqueue(store, chat->hooks.wall_ms(chat->hooks.ctx), op, 0, 1);
+	return CHAT_OK;
+}
