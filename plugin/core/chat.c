@@ -10,6 +10,7 @@
 #include "log.h"
 #include "names.h"
 #include "persist.h"
+#include "rooms.h"
 #include "state.h"
 #include "topics.h"
 
@@ -39,6 +40,7 @@ void chat_free(struct chat *chat)
 	if (chat == NULL) {
 		return;
 	}
+	rooms_free(chat);
 	state_clear(chat);
 	names_free(chat->names);
 	free(chat);
@@ -82,6 +84,7 @@ void chat_on_disconnect(struct chat *chat, const char *clientid, bool clean, int
 		if (clean && sub_count > 0) {
 			session->expires_at = now_ms + grace_ms; /* only to recognise its will */
 			state_session_inbox_clear(session);
+			state_session_rooms_clear(chat, session);
 		} else {
 			session->expires_at =
 				now_ms + (clean || expiry_ms == 0 ? grace_ms : expiry_ms);
@@ -104,6 +107,7 @@ void chat_on_disconnect(struct chat *chat, const char *clientid, bool clean, int
 		state_session_end(chat, session);
 		session->expires_at = now_ms + grace_ms;
 		state_session_inbox_clear(session);
+		state_session_rooms_clear(chat, session);
 	}
 }
 
@@ -142,6 +146,8 @@ static void expire(struct chat *chat, int64_t now_ms)
 
 void chat_on_tick(struct chat *chat, int64_t now_ms)
 {
+	/* First, while the plugin's view of the subscriptions is the broker's (rooms.h). */
+	rooms_flush(chat);
 	if (!chat->started) {
 		/* Replace whatever snapshot a previous run left retained. */
 		chat->started = true;

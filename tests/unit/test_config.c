@@ -14,8 +14,9 @@ TEST_CASE(defaults)
 	chat_config_describe(&c, buf, sizeof buf);
 	CHECK_STR(
 		"max_message_bytes=8192 offline_expiry=86400 reconnect_grace=60 "
-		"max_groups_per_user=500 max_group_members=1000 max_sessions_per_user=10 "
-		"request_rate=50 request_burst=1000 "
+		"max_groups_per_user=500 max_group_members=1000 max_groups_added_by_others=500 "
+		"max_sessions_per_user=10 max_users=50000 max_groups=100000 "
+		"request_rate=50 request_burst=1000 delivery_budget=262144 delivery_burst=16777216 "
 		"offline_queue=1000 listen_backlog=0 bind_mqtt_username=false outside_chat=(unset) "
 		"state_file=(none)",
 		buf);

@@ -83,6 +83,7 @@ TEST_CASE(round_trip)
 	preq(chat, "a", "chat/group/create", "{\"member\":{}}");
 	CHECK_STR("31", fake_field(&fb, "chat/inbox/a/new_group", "groupid"));
 	preq(chat, "a", "chat/msg/11", "{\"message\":\"again\"}");
+	chat_on_tick(chat, 6000); /* group messages are delivered on the tick */
 	const char *id = fake_field(&fb, "chat/inbox/b/message", "id");
 	CHECK_STR("2", id); /* the one message before the restart was 1 */
 	fake_clear(&fb);
