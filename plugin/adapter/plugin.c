@@ -155,8 +155,12 @@ static int plugin__on_acl_check(int event, void *event_data, void *userdata)
 		return MOSQ_ERR_PLUGIN_DEFER;
 	}
 	struct plugin *plugin = userdata;
-	switch (chat_acl_check(plugin->chat, mosquitto_client_id(ev->client),
-		mosquitto_client_username(ev->client), access, ev->topic, ev->qos, ev->retain,
+	struct chat_conn conn = {
+		.clientid = mosquitto_client_id(ev->client),
+		.username = mosquitto_client_username(ev->client),
+		.clean = mosquitto_client_clean_session(ev->client),
+	};
+	switch (chat_acl_check(plugin->chat, &conn, access, ev->topic, ev->qos, ev->retain,
 		ev->payloadlen)) {
 	case CHAT_ACL_ALLOW:
 		return MOSQ_ERR_SUCCESS;

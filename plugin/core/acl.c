@@ -1,11 +1,14 @@
 /*
  * Access decisions for chat/ topics (docs/protocol.md §5).
  *
- * Readable by client C: its own inbox chat/inbox/C/..., and the directory (chat/contacts,
- * chat/users/<id>, chat/groups/<id>). Writable by everyone: the request topics, which the core
- * then authorises request by request. Nothing else under chat/ is readable or writable. A
- * subscription is granted when its filter can match at least one topic the client may read;
- * deliveries are still checked one by one, so `#` receives only what its subscriber may read.
+ * Readable by client C: its own inbox chat/inbox/C/..., the directory (chat/contacts,
+ * chat/users/<id>, chat/groups/<id>), and chat/room/<gid> while C's user is a member of the
+ * group and C holds a room subscription for it (§3.5). Writable by everyone: the request
+ * topics, which the core then authorises request by request. Nothing else under chat/ is
+ * readable or writable. A subscription is granted when its filter can match at least one topic
+ * the client may read; deliveries are still checked one by one, so `#` receives only what its
+ * subscriber may read. SUBSCRIBE and UNSUBSCRIBE checks also keep the session's set of filters
+ * that can match room topics (state.h), which decides between room and inbox (rooms.h).
  */
 #include <string.h>
 
@@ -20,12 +23,12 @@
  * back: Mosquitto 2.0 reports a takeover as such an end. With bind_mqtt_username only a
  * connection of the session's own MQTT user brings it back.
  */
-static void seen(struct chat *chat, struct chat_session *session, const char *username)
+static void seen(struct chat *chat, struct chat_session *session, const struct chat_conn *conn)
 {
 	if (session == NULL) {
 		return;
 	}
-	state_session_seen(chat, session, username);
+	state_session_seen_conn(chat, session, conn->username, conn->clean);
 	if (session->user != NULL && session->presence == PRESENCE_GRACE && session->holder_ok) {
 		state_session_set_presence(chat, session, PRESENCE_ONLINE, 0, 0);
 		log_printf(&chat->hooks, CHAT_LOG_DEBUG,
@@ -119,9 +122,74 @@ static enum chat_acl_result read_directory(struct chat *chat, const char *topic,
 	return CHAT_ACL_DENY;
 }
 
-enum chat_acl_result chat_acl_check(struct chat *chat, const char *clientid, const char *username,
+/*
+ * READ of chat/room/<groupid>: a member's session that holds a room subscription for the group
+ * (exactly one filter matching it, which is chat/room/<gid> or chat/room/+), and with
+ * bind_mqtt_username only the user's own connection. Checked for every delivery, queued ones
+ * included, so a member who leaves stops receiving at once.
+ */
+static bool may_read_room(struct chat *chat, const struct chat_conn *conn, const char *groupid)
+{
+	const struct chat_session *session = state_session_find(chat, conn->clientid);
+	if (session == NULL || session->user == NULL || !session->valid_id ||
+		state_session_room_qos(session, groupid) < 0) {
+		return false;
+	}
+	struct chat_group *group = state_group_find(chat, groupid);
+	return group != NULL && state_member_find(group, session->user) != NULL &&
+		holds_own_session(chat, conn->clientid, conn->username);
+}
+
+/*
+ * SUBSCRIBE to a room subscription filter (`filter` as subscribed, not shared): granted to a
+ * logged-in session, chat/room/<gid> only to a member of the group, and tracked.
+ */
+static enum chat_acl_result subscribe_room(struct chat *chat, const struct chat_conn *conn,
+	const char *filter, enum topics_room_filter kind, const char *groupid, int qos)
+{
+	struct chat_session *session = state_session_find(chat, conn->clientid);
+	if (session == NULL || session->user == NULL || !session->valid_id ||
+		!holds_own_session(chat, conn->clientid, conn->username)) {
+		return deny(chat, conn->clientid, "room subscription (log in first)", filter);
+	}
+	if (kind == TOPICS_ROOM_ONE) {
+		struct chat_group *group = state_group_find(chat, groupid);
+		if (group == NULL || state_member_find(group, session->user) == NULL) {
+			return deny(chat, conn->clientid, "room subscription (not a member)",
+				filter);
+		}
+	}
+	if (!state_session_room_add(chat, session, filter, qos)) {
+		return deny(chat, conn->clientid, "room subscription (too many)", filter);
+	}
+	return CHAT_ACL_ALLOW;
+}
+
+/*
+ * A granted subscription that is not a room subscription but can match room topics (#, chat/#,
+ * $share/g/chat/room/+ ...) is tracked too: while the session holds one, it reads its groups
+ * through its inbox and the READ check keeps room topics from it, so that no message arrives
+ * twice. One that cannot be tracked is refused instead.
+ */
+static enum chat_acl_result track_overlap(struct chat *chat, const struct chat_conn *conn,
+	const char *filter, int qos, enum chat_acl_result decision)
+{
+	if (decision == CHAT_ACL_DENY || conn->clientid == NULL) {
+		return decision;
+	}
+	struct chat_session *session = state_session_get(chat, conn->clientid);
+	if (session == NULL || !state_session_room_add(chat, session, filter, qos)) {
+		return deny(chat, conn->clientid, "subscription (too many overlapping room topics)",
+			filter);
+	}
+	return decision;
+}
+
+enum chat_acl_result chat_acl_check(struct chat *chat, const struct chat_conn *conn,
 	enum chat_access access, const char *topic, int qos, bool retain, size_t payload_len)
 {
+	const char *clientid = conn->clientid;
+	const char *username = conn->username;
 	/*
 	 * Any check but a WRITE shows the connection is live. For READ (one per delivery) the
 	 * session is only looked up while some session is in its grace period, so that ordinary
@@ -130,15 +198,29 @@ enum chat_acl_result chat_acl_check(struct chat *chat, const char *clientid, con
 	if (clientid != NULL &&
 		(access == CHAT_ACCESS_SUBSCRIBE || access == CHAT_ACCESS_UNSUBSCRIBE ||
 			(access == CHAT_ACCESS_READ && chat->grace_sessions > 0))) {
-		seen(chat, state_session_find(chat, clientid), username);
+		seen(chat, state_session_find(chat, clientid), conn);
 	}
+	const char *filter = topic; /* as subscribed, $share/<group>/ included */
+	enum topics_room_filter room = TOPICS_ROOM_NONE;
+	const char *groupid = NULL;
 	if (topic != NULL &&
 		(access == CHAT_ACCESS_SUBSCRIBE || access == CHAT_ACCESS_UNSUBSCRIBE)) {
+		room = topics_room_filter(topic, &groupid);
+		if (access == CHAT_ACCESS_UNSUBSCRIBE && room != TOPICS_ROOM_NONE &&
+			clientid != NULL) {
+			struct chat_session *session = state_session_find(chat, clientid);
+			if (session != NULL) {
+				state_session_room_remove(chat, session, topic);
+			}
+		}
 		/* $share/<group>/<filter> is judged by its <filter> (MQTT 5 §4.8.2). */
 		topic = topics_unshare(topic);
 	}
 	if (!topics_is_chat(topic)) {
-		return outside_chat(chat, access, topic);
+		enum chat_acl_result decision = outside_chat(chat, access, topic);
+		return access == CHAT_ACCESS_SUBSCRIBE && room == TOPICS_ROOM_OVERLAP
+			? track_overlap(chat, conn, filter, qos, decision)
+			: decision;
 	}
 	if (clientid == NULL) {
 		return CHAT_ACL_DENY;
@@ -149,6 +231,9 @@ enum chat_acl_result chat_acl_check(struct chat *chat, const char *clientid, con
 		/* Runs for every delivery, also to offline persistent sessions. */
 		if (topics_is_directory(topic)) {
 			return read_directory(chat, topic, payload_len);
+		}
+		if (topics_is_room(topic, &groupid)) {
+			return may_read_room(chat, conn, groupid) ? CHAT_ACL_ALLOW : CHAT_ACL_DENY;
 		}
 		if (validate_clientid(clientid) && topics_is_own_inbox(topic, clientid) &&
 			holds_own_session(chat, clientid, username)) {
@@ -177,18 +262,23 @@ enum chat_acl_result chat_acl_check(struct chat *chat, const char *clientid, con
 	}
 
 	case CHAT_ACCESS_SUBSCRIBE: {
+		if (room == TOPICS_ROOM_ONE || room == TOPICS_ROOM_ALL) {
+			return subscribe_room(chat, conn, filter, room, groupid, qos);
+		}
 		bool covers_inbox =
 			validate_clientid(clientid) && topics_filter_meets_inbox(topic, clientid);
 		if (!covers_inbox && !topics_filter_meets_directory(topic)) {
-			return deny(chat, clientid, "subscription", topic);
+			return deny(chat, clientid, "subscription", filter);
 		}
 		struct chat_session *session = covers_inbox ? state_session_get(chat, clientid)
 							    : state_session_find(chat, clientid);
 		if (session != NULL && covers_inbox) {
 			(void)state_session_inbox_subscribe(chat, session, topic, qos);
 		}
-		seen(chat, session, username);
-		return CHAT_ACL_ALLOW;
+		seen(chat, session, conn);
+		return room == TOPICS_ROOM_OVERLAP
+			? track_overlap(chat, conn, filter, qos, CHAT_ACL_ALLOW)
+			: CHAT_ACL_ALLOW;
 	}
 
 	case CHAT_ACCESS_UNSUBSCRIBE: {
@@ -196,7 +286,7 @@ enum chat_acl_result chat_acl_check(struct chat *chat, const char *clientid, con
 		if (session != NULL) {
 			state_session_inbox_unsubscribe(chat, session, topic);
 		}
-		seen(chat, session, username);
+		seen(chat, session, conn);
 		return CHAT_ACL_ALLOW;
 	}
 	}

@@ -9,6 +9,7 @@
 #include "directory.h"
 #include "log.h"
 #include "names.h"
+#include "rooms.h"
 #include "state.h"
 #include "store.h"
 #include "topics.h"
@@ -40,6 +41,7 @@ void chat_free(struct chat *chat)
 		return;
 	}
 	store_stop(chat);
+	rooms_free(chat);
 	state_clear(chat);
 	names_free(chat->names);
 	free(chat);
@@ -83,6 +85,7 @@ void chat_on_disconnect(struct chat *chat, const char *clientid, bool clean, int
 		if (clean && sub_count > 0) {
 			session->expires_at = now_ms + grace_ms; /* only to recognise its will */
 			state_session_inbox_clear(session);
+			state_session_rooms_clear(chat, session);
 		} else {
 			session->expires_at =
 				now_ms + (clean || expiry_ms == 0 ? grace_ms : expiry_ms);
@@ -105,6 +108,7 @@ void chat_on_disconnect(struct chat *chat, const char *clientid, bool clean, int
 		state_session_end(chat, session);
 		session->expires_at = now_ms + grace_ms;
 		state_session_inbox_clear(session);
+		state_session_rooms_clear(chat, session);
 	}
 }
 
@@ -143,6 +147,8 @@ static void expire(struct chat *chat, int64_t now_ms)
 
 void chat_on_tick(struct chat *chat, int64_t now_ms)
 {
+	/* First, while the plugin's view of the subscriptions is the broker's (rooms.h). */
+	rooms_flush(chat);
 	if (!chat->started) {
 		/* Replace whatever snapshot a previous run left retained. */
 		chat->started = true;

@@ -17,7 +17,7 @@
  *
  * The core's modules, bottom up (each includes only headers below it): chat_types, chat_error,
  * chat_config, log, validate, ids, topics; state (the records); codec, outbox; directory,
- * persist; requests, acl and chat (this interface). README.md's development section draws it.
+ * persist, budget, rooms; requests, acl and chat (this interface). README.md's development section draws it.
  *
  * Ownership: the core copies every string it keeps; event data passed in (client ids, topics,
  * payloads) is borrowed for the duration of the call. The publish hook must copy what it sends.
@@ -58,20 +58,24 @@ enum chat_err chat_on_publish(struct chat *chat, const struct chat_conn *conn, c
 	const void *payload, size_t len, int64_t now_ms);
 
 /*
- * Decides an access check of the connection with client id `clientid` and MQTT username
- * `username` (either may be NULL). For SUBSCRIBE, `qos` is the requested QoS, remembered for
- * the client's deliveries when the filter covers its inbox; `retain` is the PUBLISH's retain
- * flag for WRITE; `payload_len` the length in bytes of the message delivered (READ) or published
- * (WRITE), 0 for the empty payload that clears a retained record.
+ * Decides an access check of the connection `conn` (its client id and MQTT username may be
+ * NULL; its clean flag tells a new clean connection, whose old subscriptions the broker
+ * dropped). For SUBSCRIBE, `qos` is the requested QoS, remembered for the client's deliveries
+ * when the filter covers its inbox or is a room subscription; `retain` is the PUBLISH's retain
+ * flag for WRITE; `payload_len` the length in bytes of the message delivered (READ) or
+ * published (WRITE), 0 for the empty payload that clears a retained record.
  */
-enum chat_acl_result chat_acl_check(struct chat *chat, const char *clientid, const char *username,
+enum chat_acl_result chat_acl_check(struct chat *chat, const struct chat_conn *conn,
 	enum chat_access access, const char *topic, int qos, bool retain, size_t payload_len);
 
 /* A connection ended. `clean` is its clean-session flag; `sub_count` its subscriptions. */
 void chat_on_disconnect(struct chat *chat, const char *clientid, bool clean, int sub_count,
 	int64_t now_ms);
 
-/* The broker's loop ticked: expire offline users and publish pending directory changes. */
+/*
+ * The broker's loop ticked (the last thing in each pass of its loop): deliver the group
+ * messages accepted in this pass, expire offline users and publish pending directory changes.
+ */
 void chat_on_tick(struct chat *chat, int64_t now_ms);
 
 /*

@@ -26,12 +26,18 @@ struct chat_config {
 	int64_t max_message_bytes; /* longest message text, in bytes of UTF-8 */
 	int64_t offline_expiry_s;  /* offline persistent users are logged out after this; 0 never */
 	int64_t reconnect_grace_s; /* a clean disconnect without subscriptions waits this long */
-	int64_t max_groups_per_user;   /* 0: no limit */
-	int64_t max_group_members;     /* 0: no limit */
-	int64_t max_sessions_per_user; /* client ids one user may be logged in from */
-	int64_t request_rate;          /* requests per second per client, refilled; 0: no limit */
-	int64_t request_burst;         /* requests a client may send at once */
-	int64_t offline_queue;         /* deliveries the broker queues per offline client (its
+	int64_t max_groups_per_user;        /* 0: no limit */
+	int64_t max_group_members;          /* 0: no limit */
+	int64_t max_groups_added_by_others; /* groups others may put one user in; 0: no limit */
+	int64_t max_sessions_per_user;      /* client ids one user may be logged in from */
+	int64_t max_users;                  /* users that exist, online or not; 0: no limit */
+	int64_t max_groups;                 /* groups in the whole chat; 0: no limit */
+	int64_t request_rate;     /* requests per second per client, refilled; 0: no limit */
+	int64_t request_burst;    /* requests a client may send at once */
+	int64_t delivery_budget;  /* bytes per second of deliveries one user may make the
+	                                  broker store (payload x copies); 0: no limit */
+	int64_t delivery_burst;   /* bytes of deliveries one user may cause at once */
+	int64_t offline_queue;    /* deliveries the broker queues per offline client (its
 	                                max_queued_messages); past it the user is told */
 	int64_t listen_backlog;   /* adapter: backlog for the broker's listeners; 0 leaves it */
 	int64_t history_days;     /* messages older than this are not kept; 0: no limit */

@@ -4,11 +4,9 @@
 #include "log.h"
 #include "topics.h"
 
-static enum chat_err deliver(struct chat *chat, struct chat_session *session, const char *kind,
-	const char *text, size_t len, bool reply)
+void outbox_count_away(struct chat *chat, struct chat_session *session, int qos)
 {
-	if (session->user != NULL && session->presence != PRESENCE_ONLINE &&
-		session->inbox_qos > 0) {
+	if (session->user != NULL && session->presence != PRESENCE_ONLINE && qos > 0) {
 		/*
 		 * The broker queues this for the away client, but silently drops what exceeds its
 		 * max_queued_messages; count, so the user can be told when it logs in again.
@@ -24,6 +22,12 @@ static enum chat_err deliver(struct chat *chat, struct chat_session *session, co
 				session->clientid, (long long)chat->config.offline_queue);
 		}
 	}
+}
+
+static enum chat_err deliver(struct chat *chat, struct chat_session *session, const char *kind,
+	const char *text, size_t len, bool reply)
+{
+	outbox_count_away(chat, session, session->inbox_qos);
 	char topic[TOPICS_INBOX_MAX];
 	topics_inbox(topic, session->clientid, kind);
 	/*
@@ -43,6 +47,14 @@ enum chat_err outbox_deliver(struct chat *chat, struct chat_session *session, co
 	const char *text, size_t len)
 {
 	return deliver(chat, session, kind, text, len, false);
+}
+
+enum chat_err outbox_room(struct chat *chat, const char *groupid, const char *text, size_t len)
+{
+	char topic[TOPICS_ROOM_MAX];
+	topics_room(topic, groupid);
+	int rc = chat->hooks.publish(chat->hooks.ctx, NULL, topic, text, len, 1, false);
+	return rc == 0 ? CHAT_OK : CHAT_ERR_INTERNAL;
 }
 
 enum chat_err outbox_reply_doc(struct chat *chat, struct chat_session *session, const char *kind,

@@ -13,11 +13,13 @@
 
 #include <cjson/cJSON.h>
 
+#include "budget.h"
 #include "chat.h"
 #include "codec.h"
 #include "log.h"
 #include "names.h"
 #include "outbox.h"
+#include "rooms.h"
 #include "state.h"
 #include "store.h"
 #include "tokens.h"
@@ -36,7 +38,7 @@ struct request {
 	cJSON *root;
 	const char *qid;    /* a history request's qid, echoed in its error */
 	const char *detail; /* why the request failed, for the client */
-	char detail_buf[160];
+	char detail_buf[320];
 };
 
 static enum chat_err fail(struct request *req, enum chat_err err, const char *detail)
@@ -220,7 +222,8 @@ static enum chat_err join_held_user(struct request *req, struct chat_user *holde
 	}
 	if (oldest == NULL) {
 		return failf(req, CHAT_ERR_LIMIT_EXCEEDED,
-			"'%s' is logged in from %lld client ids, all online, the most allowed",
+			"max_sessions_per_user: '%s' is logged in from %lld client ids, all online, "
+			"the most allowed",
 			username, (long long)chat->config.max_sessions_per_user);
 	}
 	log_printf(&chat->hooks, CHAT_LOG_INFO,
@@ -242,6 +245,14 @@ static enum chat_err create_user(struct request *req, const char *username, size
 	const char *key, size_t key_len, char *token, struct chat_user **out)
 {
 	struct chat *chat = req->chat;
+	int64_t max_users = chat->config.max_users;
+	if (max_users > 0 && (int64_t)HASH_CNT(hh_id, chat->users_by_id) >= max_users) {
+		token[0] = '\0';
+		return failf(req, CHAT_ERR_LIMIT_EXCEEDED,
+			"max_users: the chat has %lld users, the most it allows; a user that exists "
+			"can still log in",
+			(long long)max_users);
+	}
 	uint8_t hash[TOKENS_HASH_SIZE];
 	uint64_t number = 0;
 	token[0] = '\0';
@@ -395,6 +406,25 @@ static enum chat_err reply_sent(struct request *req, const char *cid, const char
 	return rc == CHAT_OK ? CHAT_OK : fail(req, rc, "the acknowledgement could not be queued");
 }
 
+/* The inbox copies of a direct message: every session of the peer, the sender's other ones. */
+static size_t direct_copies(const struct chat_user *peer, const struct chat_user *sender)
+{
+	return peer->session_count + (peer != sender ? sender->session_count - 1 : 0);
+}
+
+/* Logs the first time a client's messages exceed its user's delivery budget. */
+static void warn_budget(struct request *req)
+{
+	struct chat_session *session = req->session;
+	if (!(session->warned & WARN_BUDGET)) {
+		session->warned |= WARN_BUDGET;
+		log_printf(&req->chat->hooks, CHAT_LOG_WARNING,
+			"chat: user %s (client %s) exceeds its delivery budget; refusing the excess (%s)",
+			session->user->id, session->clientid, req->detail);
+	}
+	session->warned |= WARN_BAD_REQUEST; /* the line above says it all */
+}
+
 static enum chat_err handle_message(struct request *req)
 {
 	struct chat *chat = req->chat;
@@ -477,10 +507,22 @@ static enum chat_err handle_message(struct request *req)
 		return fail(req, CHAT_ERR_INTERNAL, "out of memory");
 	}
 
+	/* What the broker will store of it is paid from the sender's delivery budget (budget.h). */
+	size_t copies = group != NULL ? rooms_copies(chat, group, req->session)
+				      : direct_copies(peer, sender);
+	if (!budget_charge(chat, sender, (uint64_t)len * copies, req->now_ms, req->detail_buf,
+		    sizeof req->detail_buf)) {
+		codec_free(rendered);
+		req->detail = req->detail_buf;
+		warn_budget(req);
+		return CHAT_ERR_RATE_LIMITED;
+	}
+
 	/*
 	 * Rendered once; each recipient session gets a copy in its own inbox. The sender's other
 	 * sessions get it too, so every device shows the whole conversation (a message to oneself
-	 * reaches every session of one's own, the sending one included).
+	 * reaches every session of one's own, the sending one included). A group message waits
+	 * for the tick, which decides between inbox copies and the room topic (rooms.h).
 	 */
 	enum chat_err rc = CHAT_OK;
 	char key[STORE_ROOM_KEY_MAX];
@@ -494,13 +536,7 @@ static enum chat_err handle_message(struct request *req)
 		store_direct_key(sender->id, peer->id, key);
 		store_message(chat, number, key, sender->id, peer->id, ts, rendered, len);
 	} else {
-		const struct chat_member *member;
-		for (member = group->members; member != NULL; member = member->hh_group.next) {
-			if (deliver_to_user(chat, member->user, req->session, "message", rendered,
-				    len) != CHAT_OK) {
-				rc = CHAT_ERR_INTERNAL;
-			}
-		}
+		rc = rooms_post(chat, group, req->session, rendered, len);
 		store_message(chat, number, group->id, NULL, NULL, ts, rendered, len);
 	}
 	codec_free(rendered);
@@ -516,11 +552,22 @@ static enum chat_err handle_message(struct request *req)
 	return reply_sent(req, cid, id, ts, room);
 }
 
-/* True when `user` may join no more groups. */
-static bool at_group_limit(const struct chat *chat, const struct chat_user *user)
+/*
+ * True when `user` may create or join no more groups itself. Groups others put it in do not
+ * count (they have their own cap, max_groups_added_by_others), so that being added to groups
+ * by others never locks a user out of creating or joining its own (docs/protocol.md §4.5).
+ */
+static bool at_own_group_limit(const struct chat *chat, const struct chat_user *user)
 {
 	int64_t limit = chat->config.max_groups_per_user;
-	return limit > 0 && (int64_t)HASH_CNT(hh_user, user->groups) >= limit;
+	return limit > 0 && (int64_t)state_user_own_groups(user) >= limit;
+}
+
+/* True when others may add `user` to no more groups. */
+static bool at_added_group_limit(const struct chat *chat, const struct chat_user *user)
+{
+	int64_t limit = chat->config.max_groups_added_by_others;
+	return limit > 0 && (int64_t)user->added_groups >= limit;
 }
 
 static enum chat_err handle_create_group(struct request *req)
@@ -542,21 +589,30 @@ static enum chat_err handle_create_group(struct request *req)
 			(user = state_user_find(chat, entry->string)) == NULL) {
 			return fail(req, CHAT_ERR_UNKNOWN_USER, "a listed member is not a user");
 		}
-		if (user != sender && at_group_limit(chat, user)) {
+		if (user != sender && at_added_group_limit(chat, user)) {
 			return failf(req, CHAT_ERR_LIMIT_EXCEEDED,
-				"user %s is already in %lld groups, the most allowed", user->id,
-				(long long)chat->config.max_groups_per_user);
+				"max_groups_added_by_others: user %s has been put in %lld groups by "
+				"others, the most allowed; it can still create and join groups itself",
+				user->id, (long long)chat->config.max_groups_added_by_others);
 		}
 		listed++;
 	}
-	if (at_group_limit(chat, sender)) {
+	if (at_own_group_limit(chat, sender)) {
 		return failf(req, CHAT_ERR_LIMIT_EXCEEDED,
-			"you are already in %lld groups, the most allowed",
+			"max_groups_per_user: you have created or joined %lld groups, the most "
+			"allowed",
 			(long long)chat->config.max_groups_per_user);
 	}
 	if (chat->config.max_group_members > 0 && listed > chat->config.max_group_members) {
-		return failf(req, CHAT_ERR_LIMIT_EXCEEDED, "a group has at most %lld members",
+		return failf(req, CHAT_ERR_LIMIT_EXCEEDED,
+			"max_group_members: a group has at most %lld members",
 			(long long)chat->config.max_group_members);
+	}
+	int64_t max_groups = chat->config.max_groups;
+	if (max_groups > 0 && (int64_t)HASH_CNT(hh, chat->groups) >= max_groups) {
+		return failf(req, CHAT_ERR_LIMIT_EXCEEDED,
+			"max_groups: the chat has %lld groups, the most it allows",
+			(long long)max_groups);
 	}
 
 	uint64_t number = 0;
@@ -572,7 +628,7 @@ static enum chat_err handle_create_group(struct request *req)
 	cJSON_ArrayForEach(entry, members) {
 		struct chat_user *user = state_user_find(chat, entry->string);
 		if (state_member_find(group, user) == NULL &&
-			!state_member_add(chat, group, user)) {
+			!state_member_add_by_other(chat, group, user)) {
 			goto nomem;
 		}
 	}
@@ -615,12 +671,14 @@ static enum chat_err handle_join_group(struct request *req)
 	}
 	int64_t max_members = req->chat->config.max_group_members;
 	if (max_members > 0 && (int64_t)group->member_count >= max_members) {
-		return failf(req, CHAT_ERR_LIMIT_EXCEEDED, "group %s is full (%lld members)",
-			group->id, (long long)max_members);
-	}
-	if (at_group_limit(req->chat, user)) {
 		return failf(req, CHAT_ERR_LIMIT_EXCEEDED,
-			"you are already in %lld groups, the most allowed",
+			"max_group_members: group %s is full (%lld members)", group->id,
+			(long long)max_members);
+	}
+	if (at_own_group_limit(req->chat, user)) {
+		return failf(req, CHAT_ERR_LIMIT_EXCEEDED,
+			"max_groups_per_user: you have created or joined %lld groups, the most "
+			"allowed",
 			(long long)req->chat->config.max_groups_per_user);
 	}
 	if (!state_member_add(req->chat, group, user)) {
@@ -927,7 +985,7 @@ enum chat_err chat_on_publish(struct chat *chat, const struct chat_conn *conn, c
 		state_note_session_changed(chat, req.session);
 	}
 	/* A MESSAGE event is never a will: this connection is live. */
-	state_session_seen(chat, req.session, conn->username);
+	state_session_seen_conn(chat, req.session, conn->username, conn->clean);
 
 	enum chat_err err;
 	if (!take_token(chat, req.session, now_ms)) {
@@ -939,7 +997,7 @@ enum chat_err chat_on_publish(struct chat *chat, const struct chat_conn *conn, c
 		}
 		req.session->warned |= WARN_BAD_REQUEST; /* the line above says it all */
 		err = failf(&req, CHAT_ERR_RATE_LIMITED,
-			"at most %lld requests a second (bursts of %lld)",
+			"request_rate: at most %lld requests a second (bursts of %lld)",
 			(long long)chat->config.request_rate,
 			(long long)chat->config.request_burst);
 	} else {

@@ -90,6 +90,7 @@ struct chat_session *state_session_get(struct chat *chat, const char *clientid)
 void state_session_delete(struct chat *chat, struct chat_session *session)
 {
 	state_session_inbox_clear(session);
+	state_session_rooms_clear(chat, session);
 	HASH_DEL(chat->sessions, session);
 	free(session);
 }
@@ -101,6 +102,19 @@ void state_session_seen(struct chat *chat, struct chat_session *session, const c
 	session->holder_ok = !chat->config.bind_mqtt_username || user == NULL ||
 		(username != NULL && strcmp(username, user->username) == 0);
 	session->foreign_holder = !session->holder_ok;
+}
+
+void state_session_seen_conn(struct chat *chat, struct chat_session *session, const char *username,
+	bool clean)
+{
+	if (session->disconnected && clean) {
+		/*
+		 * A new connection with clean start: Mosquitto dropped the old session's
+		 * subscriptions (handle_connect.c, sub__clean_session), whatever the plugin saw.
+		 */
+		state_session_rooms_clear(chat, session);
+	}
+	state_session_seen(chat, session, username);
 }
 
 void state_note_session_changed(struct chat *chat, const struct chat_session *session)
@@ -171,6 +185,114 @@ void state_session_inbox_clear(struct chat_session *session)
 		free(f);
 	}
 	session->inbox_qos = 1;
+}
+
+/* ===================================================================================== */
+/* Room filters                                                                          */
+/* ===================================================================================== */
+
+bool state_session_room_add(struct chat *chat, struct chat_session *session, const char *filter,
+	int qos)
+{
+	uint8_t q = (uint8_t)(qos >= 2 ? 2 : (qos < 0 ? 0 : qos));
+	struct room_filter *f = NULL;
+	HASH_FIND_STR(session->rooms, filter, f);
+	if (f != NULL) {
+		f->qos = q; /* a repeated SUBSCRIBE replaces the filter's QoS */
+		state_note_session_changed(chat, session);
+		return true;
+	}
+	const char *groupid = NULL;
+	enum topics_room_filter kind = topics_room_filter(filter, &groupid);
+	size_t len = strlen(filter);
+	if (kind == TOPICS_ROOM_NONE) {
+		return false;
+	}
+	if (kind == TOPICS_ROOM_OVERLAP ? session->room_overlaps >= STATE_ROOM_OVERLAPS_MAX ||
+				len > STATE_ROOM_FILTER_BYTES
+					: session->room_subs >= STATE_ROOM_FILTERS_MAX) {
+		return false;
+	}
+	f = calloc(1, sizeof *f + len + 1);
+	if (f == NULL) {
+		return false;
+	}
+	memcpy(f->filter, filter, len + 1);
+	f->qos = q;
+	f->kind = (uint8_t)kind;
+	HASH_ADD(hh, session->rooms, filter[0], len, f);
+	if (kind == TOPICS_ROOM_OVERLAP) {
+		session->room_overlaps++;
+	} else {
+		session->room_subs++;
+		session->room_all = session->room_all || kind == TOPICS_ROOM_ALL;
+	}
+	state_note_session_changed(chat, session);
+	return true;
+}
+
+static void room_filter_free(struct chat_session *session, struct room_filter *f)
+{
+	HASH_DEL(session->rooms, f);
+	if (f->kind == TOPICS_ROOM_OVERLAP) {
+		session->room_overlaps--;
+	} else {
+		session->room_subs--;
+		if (f->kind == TOPICS_ROOM_ALL) {
+			session->room_all = false;
+		}
+	}
+	free(f);
+}
+
+void state_session_room_remove(struct chat *chat, struct chat_session *session, const char *filter)
+{
+	struct room_filter *f = NULL;
+	HASH_FIND_STR(session->rooms, filter, f);
+	if (f != NULL) {
+		room_filter_free(session, f);
+		state_note_session_changed(chat, session);
+	}
+}
+
+void state_session_rooms_clear(struct chat *chat, struct chat_session *session)
+{
+	if (session->rooms == NULL) {
+		return;
+	}
+	struct room_filter *f, *tmp;
+	HASH_ITER(hh, session->rooms, f, tmp) {
+		room_filter_free(session, f);
+	}
+	state_note_session_changed(chat, session);
+}
+
+int state_session_room_qos(const struct chat_session *session, const char *groupid)
+{
+	if (session->room_subs == 0 || session->room_overlaps > 0) {
+		return -1;
+	}
+	char filter[TOPICS_ROOM_MAX];
+	topics_room(filter, groupid);
+	struct room_filter *one = NULL, *all = NULL;
+	HASH_FIND_STR(session->rooms, filter, one);
+	if (session->room_all) {
+		HASH_FIND_STR(session->rooms, TOPICS_ROOM_PREFIX "+", all);
+	}
+	/* Exactly one filter matches chat/room/<groupid>, or the broker would send it twice. */
+	if ((one == NULL) == (all == NULL)) {
+		return -1;
+	}
+	return one != NULL ? one->qos : all->qos;
+}
+
+void state_session_rooms_each(const struct chat_session *session,
+	void (*fn)(void *ctx, const char *filter, int qos), void *ctx)
+{
+	const struct room_filter *f;
+	for (f = session->rooms; f != NULL; f = f->hh.next) {
+		fn(ctx, f->filter, f->qos);
+	}
 }
 
 /* ===================================================================================== */
@@ -374,8 +496,8 @@ struct chat_member *state_member_find(struct chat_group *group, const struct cha
 	return member;
 }
 
-struct chat_member *state_member_add(struct chat *chat, struct chat_group *group,
-	struct chat_user *user)
+static struct chat_member *member_add(struct chat *chat, struct chat_group *group,
+	struct chat_user *user, bool added)
 {
 	struct chat_member *member = calloc(1, sizeof *member);
 	if (member == NULL) {
@@ -384,6 +506,8 @@ struct chat_member *state_member_add(struct chat *chat, struct chat_group *group
 	member->user = user;
 	member->group = group;
 	member->since = chat->ids.message.next;
+	member->added = added;
+	user->added_groups += added;
 	HASH_ADD_KEYPTR(hh_group, group->members, user->id, strlen(user->id), member);
 	HASH_ADD_KEYPTR(hh_user, user->groups, group->id, strlen(group->id), member);
 	group->member_count++;
@@ -392,8 +516,26 @@ struct chat_member *state_member_add(struct chat *chat, struct chat_group *group
 	return member;
 }
 
+struct chat_member *state_member_add(struct chat *chat, struct chat_group *group,
+	struct chat_user *user)
+{
+	return member_add(chat, group, user, false);
+}
+
+struct chat_member *state_member_add_by_other(struct chat *chat, struct chat_group *group,
+	struct chat_user *user)
+{
+	return member_add(chat, group, user, true);
+}
+
+unsigned state_user_own_groups(const struct chat_user *user)
+{
+	return HASH_CNT(hh_user, user->groups) - user->added_groups;
+}
+
 static void member_unlink(struct chat *chat, struct chat_member *member)
 {
+	member->user->added_groups -= member->added;
 	HASH_DELETE(hh_group, member->group->members, member);
 	HASH_DELETE(hh_user, member->user->groups, member);
 	member->group->member_count--;

@@ -40,10 +40,12 @@
 #include "chat_error.h"
 #include "chat_types.h"
 #include "ids.h"
+#include "topics.h"
 #include "validate.h"
 
 struct names;
 struct store;
+struct room_post;
 
 /* Where a session's connection is. */
 enum presence {
@@ -59,6 +61,7 @@ enum warn_kind {
 	WARN_DENIED = 1u << 2,
 	WARN_RATE = 1u << 3,
 	WARN_QUEUE_FULL = 1u << 4,
+	WARN_BUDGET = 1u << 5,
 };
 
 struct chat_member;
@@ -89,7 +92,11 @@ struct chat_user {
 	unsigned online_count;      /* sessions in PRESENCE_ONLINE */
 	struct chat_member *groups; /* this user's memberships, by group id (hh_user) */
 	struct sent_cid *cids;      /* cids of its recent messages */
+	unsigned added_groups;      /* memberships others gave it (create_group naming it) */
 	bool has_token;             /* anonymous mode: token_hash proves the user (tokens.h) */
+	bool budget_started;        /* budget.c: the delivery budget below has been used */
+	double budget;              /* budget.c: bytes of deliveries it may still cause now */
+	int64_t budget_at;          /* budget.c: monotonic ms of the budget's last refill */
 	uint8_t token_hash[32];
 	char id[CHAT_ID_BUF];
 	char username[]; /* the user's own spelling, in NFC; then the key */
@@ -108,6 +115,8 @@ struct chat_member {
 	struct chat_user *user;
 	struct chat_group *group;
 	uint64_t since; /* the first message id this membership may read in history (§9.3) */
+	bool added;     /* another user's create_group made it (counts against
+	               max_groups_added_by_others, not max_groups_per_user) */
 };
 
 /*
@@ -124,11 +133,37 @@ struct inbox_filter {
 /* A session tracks at most this many inbox filters; beyond them only the highest QoS counts. */
 #define STATE_INBOX_FILTERS_MAX 32
 
+/*
+ * A subscription filter of a session that can match room topics (topics.h): a room
+ * subscription (chat/room/<gid>, chat/room/+) or another filter that overlaps them (#, chat/#,
+ * $share/g/chat/room/+ ...). The session holds a room subscription for group G while exactly
+ * one of its filters can match chat/room/G and that filter is a room subscription
+ * (docs/protocol.md §3.5): the broker would deliver a room message once per matching filter,
+ * so with an overlapping filter the session reads the group through its inbox instead.
+ */
+struct room_filter {
+	UT_hash_handle hh; /* session->rooms, key filter (as subscribed, $share/ prefix included) */
+	uint8_t qos;
+	uint8_t kind; /* enum topics_room_filter: ONE, ALL or OVERLAP */
+	char filter[];
+};
+
+/* A session tracks at most this many room subscriptions and this many overlapping filters. */
+#define STATE_ROOM_FILTERS_MAX 1024
+#define STATE_ROOM_OVERLAPS_MAX 32
+/* Longer filters that overlap the room topics are refused rather than tracked. */
+#define STATE_ROOM_FILTER_BYTES 256
+
 struct chat_session {
 	UT_hash_handle hh; /* chat->sessions, key clientid */
 	struct chat_user *user;
 	struct chat_session *next_of_user;
 	struct inbox_filter *inbox_filters;
+	struct room_filter
+		*rooms;           /* filters that can match room topics, as the broker holds them */
+	unsigned room_subs;       /* of them, room subscriptions (ONE and ALL) */
+	unsigned room_overlaps;   /* of them, overlapping filters (OVERLAP) */
+	bool room_all;            /* one of them is chat/room/+ */
 	enum presence presence;   /* while it has a user */
 	int64_t offline_deadline; /* monotonic ms; the session ends when reached (0: never) */
 	int64_t offline_since;    /* monotonic ms it went away (to choose whom to make room for) */
@@ -193,6 +228,10 @@ struct chat {
 	/* The database and its worker thread (store.c); NULL without plugin_opt_database. */
 	struct store *store;
 
+	/* Group messages accepted in this loop pass, delivered on TICK (rooms.c). */
+	struct room_post *room_posts;
+	struct room_post **room_posts_tail;
+
 	/* Lifecycle (chat.c). */
 	bool started;             /* the first tick has run */
 	int64_t next_expiry_scan; /* monotonic ms of the next look at offline users */
@@ -233,11 +272,49 @@ void state_session_inbox_unsubscribe(struct chat *chat, struct chat_session *ses
  */
 void state_session_seen(struct chat *chat, struct chat_session *session, const char *username);
 
+/*
+ * Like state_session_seen, for a check or request of a connection whose clean flag is `clean`:
+ * the first thing from a clean connection after the session's last connection ended means the
+ * broker dropped the session's subscriptions (clean start), so its room filters go too.
+ */
+void state_session_seen_conn(struct chat *chat, struct chat_session *session, const char *username,
+	bool clean);
+
 /* Records a change of what the store keeps of a session (persistence, inbox QoS). */
 void state_note_session_changed(struct chat *chat, const struct chat_session *session);
 
 /* Forgets every inbox filter (its connection ended with a clean session); inbox QoS back to 1. */
 void state_session_inbox_clear(struct chat_session *session);
+
+/*
+ * Room subscriptions (docs/protocol.md §3.5). The set mirrors the session's filters in the
+ * broker that can match room topics; acl.c keeps it from SUBSCRIBE and UNSUBSCRIBE checks, and
+ * a store restores it with state_session_room_add from what state_session_rooms_each listed.
+ *
+ * Records that the session holds `filter` (as subscribed, copied; topics_room_filter must not
+ * say TOPICS_ROOM_NONE) at `qos`; a repeated filter only takes the new QoS. Returns false,
+ * changing nothing, when the session already tracks the most filters of that kind, when an
+ * overlapping filter is longer than STATE_ROOM_FILTER_BYTES, or on no memory: the caller then
+ * refuses the subscription, since an untracked filter could make a delivery arrive twice.
+ */
+bool state_session_room_add(struct chat *chat, struct chat_session *session, const char *filter,
+	int qos);
+
+/* Records that the session unsubscribed `filter` (nothing happens if it was not tracked). */
+void state_session_room_remove(struct chat *chat, struct chat_session *session, const char *filter);
+
+/* Forgets every room filter (the broker dropped the session's subscriptions). */
+void state_session_rooms_clear(struct chat *chat, struct chat_session *session);
+
+/*
+ * The QoS of the session's room subscription for group `groupid`, or -1 when it holds none
+ * that counts: none matches chat/room/<groupid>, or more than one filter does.
+ */
+int state_session_room_qos(const struct chat_session *session, const char *groupid);
+
+/* Calls `fn` with every tracked filter (borrowed) and its QoS, for the store. */
+void state_session_rooms_each(const struct chat_session *session,
+	void (*fn)(void *ctx, const char *filter, int qos), void *ctx);
 
 /* ===================================================================================== */
 /* Users                                                                                 */
@@ -311,6 +388,13 @@ struct chat_member *state_member_find(struct chat_group *group, const struct cha
  */
 struct chat_member *state_member_add(struct chat *chat, struct chat_group *group,
 	struct chat_user *user);
+
+/* The same for a user another user adds (create_group naming it): counted in added_groups. */
+struct chat_member *state_member_add_by_other(struct chat *chat, struct chat_group *group,
+	struct chat_user *user);
+
+/* The groups the user created or joined itself (max_groups_per_user counts these). */
+unsigned state_user_own_groups(const struct chat_user *user);
 
 /* Removes a membership; deletes the group if it is left empty. Records the changes. */
 void state_member_remove(struct chat *chat, struct chat_member *member);

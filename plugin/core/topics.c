@@ -176,6 +176,37 @@ bool topics_filter_meets_inbox(const char *filter, const char *clientid)
 	return filters_intersect(filter, inbox, 5);
 }
 
+void topics_room(char buf[TOPICS_ROOM_MAX], const char *groupid)
+{
+	snprintf(buf, TOPICS_ROOM_MAX, TOPICS_ROOM_PREFIX "%s", groupid);
+}
+
+bool topics_is_room(const char *topic, const char **groupid)
+{
+	size_t n = sizeof TOPICS_ROOM_PREFIX - 1;
+	if (topic == NULL || strncmp(topic, TOPICS_ROOM_PREFIX, n) != 0 ||
+		!ids_is_group(topic + n)) {
+		return false;
+	}
+	*groupid = topic + n;
+	return true;
+}
+
+enum topics_room_filter topics_room_filter(const char *filter, const char **groupid)
+{
+	const char *own = topics_unshare(filter);
+	if (own == filter) {
+		if (strcmp(filter, TOPICS_ROOM_PREFIX "+") == 0) {
+			return TOPICS_ROOM_ALL;
+		}
+		if (topics_is_room(filter, groupid)) {
+			return TOPICS_ROOM_ONE;
+		}
+	}
+	static const char *const room[] = { "chat", "room", "+" };
+	return filters_intersect(own, room, 3) ? TOPICS_ROOM_OVERLAP : TOPICS_ROOM_NONE;
+}
+
 bool topics_filter_meets_directory(const char *filter)
 {
 	static const char *const contacts[] = { "chat", "contacts" };

@@ -31,6 +31,10 @@ enum request_kind {
 #define TOPICS_INBOX_MAX (CHAT_CLIENTID_MAX + 32)
 /* Room enough for chat/users/<id> and chat/groups/<id>. */
 #define TOPICS_DIRECTORY_MAX (CHAT_ID_BUF + 16)
+/* Room enough for chat/room/<groupid>. */
+#define TOPICS_ROOM_MAX (CHAT_ID_BUF + 16)
+/* The room topics' common beginning. */
+#define TOPICS_ROOM_PREFIX "chat/room/"
 
 /* True when `topic` (may be NULL) is under chat/ and so the chat's to handle or to guard. */
 bool topics_is_chat(const char *topic);
@@ -70,6 +74,31 @@ bool topics_is_own_inbox(const char *topic, const char *clientid);
  * within `filter`; any other filter (and a malformed $share/ one) is returned as it is.
  */
 const char *topics_unshare(const char *filter);
+
+/* chat/room/<groupid> into `buf`. */
+void topics_room(char buf[TOPICS_ROOM_MAX], const char *groupid);
+
+/*
+ * True for a group's room topic chat/room/<groupid> (a well-formed group id); *groupid then
+ * points at the id inside `topic`.
+ */
+bool topics_is_room(const char *topic, const char **groupid);
+
+/* What a subscription filter is to the room topics (docs/protocol.md §3.5). */
+enum topics_room_filter {
+	TOPICS_ROOM_NONE,    /* it can match no room topic */
+	TOPICS_ROOM_ONE,     /* exactly chat/room/<groupid>: a room subscription for one group */
+	TOPICS_ROOM_ALL,     /* exactly chat/room/+: a room subscription for every group */
+	TOPICS_ROOM_OVERLAP, /* anything else that can match a room topic: #, chat/#, +/room/+,
+	                        $share/g/chat/room/+, chat/room/#, ... */
+};
+
+/*
+ * Classifies a subscription filter as subscribed (a $share/<group>/ prefix included: a shared
+ * filter is never a room subscription). For TOPICS_ROOM_ONE, *groupid points at the group id
+ * inside `filter`.
+ */
+enum topics_room_filter topics_room_filter(const char *filter, const char **groupid);
 
 /* True when some topic in chat/inbox/<clientid>/ can match the subscription `filter`. */
 bool topics_filter_meets_inbox(const char *filter, const char *clientid);

@@ -42,6 +42,11 @@ static const char *const topics[] = {
 	"chat/inbox/+/error",
 	"chat/users/10",
 	"sensors/x",
+	"chat/room/11",
+	"chat/room/21",
+	"chat/room/+",
+	"$share/g/chat/room/+",
+	"+/room/#",
 };
 #define COUNT(a) (sizeof(a) / sizeof((a)[0]))
 
@@ -57,6 +62,11 @@ static int check_publish(void *ctx, const char *clientid, const char *topic, con
 		char prefix[200];
 		size_t n = (size_t)snprintf(prefix, sizeof prefix, "chat/inbox/%s/", clientid);
 		if (!validate_clientid(clientid) || strncmp(topic, prefix, n) != 0 || retain) {
+			abort();
+		}
+	} else if (strncmp(topic, "chat/room/", 10) == 0) {
+		/* A group message once on its room topic: never retained, QoS 1. */
+		if (retain || qos != 1 || !ids_is_group(topic + 10)) {
 			abort();
 		}
 	} else if (strncmp(topic, "chat/", 5) != 0 || !retain) {
@@ -113,11 +123,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 				chat_on_publish(chat, &conn, topic, payload, payload_len, now);
 				break;
 			}
-			case 4:
-				chat_acl_check(chat, client, (data[2] & 4) ? client : NULL,
-					(enum chat_access)(data[1] % 4), topic, data[2] % 3,
-					(data[2] & 8) != 0, (data[2] & 16) != 0 ? 5 : 0);
+			case 4: {
+				struct chat_conn conn = { .clientid = *client ? client : NULL,
+					.username = (data[2] & 4) ? client : NULL,
+					.clean = (data[0] & 0x10) != 0 };
+				chat_acl_check(chat, &conn, (enum chat_access)(data[1] % 4), topic,
+					data[2] % 3, (data[2] & 8) != 0,
+					(data[2] & 16) != 0 ? 5 : 0);
 				break;
+			}
 			case 5:
 				chat_on_disconnect(chat, *client ? client : NULL, data[2] & 1,
 					(data[2] >> 1) & 1, now);

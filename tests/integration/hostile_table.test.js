@@ -8,6 +8,7 @@
 //   'filtered': a wildcard subscription that is granted, but whose deliveries are checked one by
 //               one: nothing of anyone else's reaches it;
 //   'ignored':  accepted by the broker, no reply possible, nothing happens (bad client ids).
+// A row's `detail` names the limit the error's detail must begin with.
 // After every row: the directory is exactly as before, nobody received anything else, the broker
 // is alive and the sender still connected. Retained rows are checked with a later subscriber,
 // and at the end the broker's retained store is read back by a plain mosquitto.
@@ -183,6 +184,22 @@ export const rows = [
   { name: 'logout: all is a string', client: LI, topic: 'chat/logout', payload: '{"all":"yes"}', expect: 'invalid_request' },
   { name: 'subscribe $share/g/chat/inbox/<other>/#', client: LI, op: 'subscribe', topic: '$share/g/chat/inbox/{other}/#', expect: 'denied' },
 
+  // --- limits of the whole chat and of one user (the table's broker: max_users 5, max_groups 2,
+  //     max_groups_added_by_others 1, delivery_burst 8192; the set-up fills them) ---
+  { name: 'login: a new user when max_users users exist', client: NL, topic: 'chat/login', payload: '{"username":"one-too-many"}', expect: 'limit_exceeded', detail: 'max_users' },
+  { name: 'create_group: when max_groups groups exist', client: LI, topic: 'chat/group/create', payload: '{"member":{}}', expect: 'limit_exceeded', detail: 'max_groups' },
+  { name: 'create_group: group spam, naming a user others put in max_groups_added_by_others groups', client: LI, topic: 'chat/group/create', payload: '{"member":{"{otherUid}":"x"}}', expect: 'limit_exceeded', detail: 'max_groups_added_by_others' },
+  { name: 'message: costing more than delivery_burst (bytes x copies)', client: LI, topic: 'chat/msg/{gid}', payload: `{"message":"${'a'.repeat(8192)}"}`, expect: 'rate_limited', detail: 'delivery_burst' },
+
+  // --- room topics ---
+  { name: 'subscribe chat/room/<otherGid> (a group it is not in)', client: LI, op: 'subscribe', topic: 'chat/room/{otherGid}', expect: 'denied' },
+  { name: 'subscribe chat/room/+ before login', client: NL, op: 'subscribe', topic: 'chat/room/+', expect: 'denied' },
+  { name: 'subscribe chat/room/#', client: LI, op: 'subscribe', topic: 'chat/room/#', expect: 'denied' },
+  { name: 'subscribe chat/room/<uid> (a user id)', client: LI, op: 'subscribe', topic: 'chat/room/{uid}', expect: 'denied' },
+  { name: 'subscribe $share/g/chat/room/+', client: LI, op: 'subscribe', topic: '$share/g/chat/room/+', expect: 'denied' },
+  { name: 'subscribe chat/room/+ (rooms of groups it is not in)', client: LI, op: 'subscribe', topic: 'chat/room/+', expect: 'filtered' },
+  { name: 'subscribe +/room/+ (room topics of others)', client: LI, op: 'subscribe', topic: '+/room/+', expect: 'filtered' },
+
   // --- empty payloads on every request topic ---
   { name: 'login: empty payload', client: NL, topic: 'chat/login', payload: '', expect: 'invalid_request' },
   { name: 'logout: empty payload', client: LI, topic: 'chat/logout', payload: '', expect: 'invalid_request' },
@@ -233,7 +250,7 @@ export function rowsMarkdown() {
   rows.forEach((r, i) => {
     const op = `${r.op === 'subscribe' ? 'SUBSCRIBE' : 'PUBLISH'}${r.retain ? ' (retain)' : ''} \`${placeholder(r.topic).replace(/\|/g, '\\|')}\``;
     const name = r.name.replace(/\|/g, '\\|').replace(/</g, '&lt;').replace(/>/g, '&gt;');
-    lines.push(`| ${i + 1} | ${name} | ${r.client} | ${op} | ${r.op === 'subscribe' ? '—' : showPayload(r.payload)} | ${showExpect(r.expect, r.op)} |`);
+    lines.push(`| ${i + 1} | ${name} | ${r.client} | ${op} | ${r.op === 'subscribe' ? '—' : showPayload(r.payload)} | ${showExpect(r.expect, r.op)}${r.detail ? ` (detail: \`${r.detail}\`)` : ''} |`);
   });
   return `${lines.join('\n')}\n\n`
     + 'After every row the directory (`chat/contacts`, `chat/users/+`, `chat/groups/+`) is unchanged, no other '
@@ -259,9 +276,10 @@ function registerTests() {
   let broker;
   let watcher;       // a logged-in user following the directory: probes reach it after any directory change
   let innocent; let friend; let hostile; let anon;
+  let roomie;        // a member of otherGid reading it through chat/room/+: room traffic for the wildcard rows
   let gid; let otherGid;
   const bad = {};
-  const everyone = () => [innocent, friend, hostile, anon, watcher, ...Object.values(bad)];
+  const everyone = () => [innocent, friend, hostile, anon, watcher, roomie, ...Object.values(bad)];
   const directory = new Map(); // topic -> parsed value (null: cleared)
 
   const isDirectory = (t) => t === 'chat/contacts' || /^chat\/(users|groups)\/[^/]+$/.test(t);
@@ -286,8 +304,14 @@ function registerTests() {
     mkdirSync(buildDir, { recursive: true });
     writeFileSync(path.join(buildDir, 'hostile-inputs.md'), rowsMarkdown());
 
-    // No rate limit: the probes after each row would otherwise run into it.
-    broker = await startBroker({ persistence: true, options: { request_rate: 0 } });
+    // No rate limit: the probes after each row would otherwise run into it. The chat-wide and
+    // per-user limits are as small as the set-up below allows, so that rows can hit them.
+    broker = await startBroker({
+      persistence: true,
+      options: {
+        request_rate: 0, max_users: 5, max_groups: 2, max_groups_added_by_others: 1, delivery_budget: 1048576, delivery_burst: 8192,
+      },
+    });
     watcher = await loggedIn(broker, uniqueId('watcher'));
     for (const f of ['chat/contacts', 'chat/users/+', 'chat/groups/+']) await watcher.subscribe(f, 1);
     innocent = await loggedIn(broker, uniqueId('innocent'), { protocolVersion: 5 });
@@ -297,6 +321,9 @@ function registerTests() {
     await anon.subscribeInbox();
     gid = (await hostile.createGroup([innocent])).groupid;
     otherGid = (await innocent.createGroup([friend])).groupid;
+    roomie = await loggedIn(broker, uniqueId('roomie'));
+    await roomie.joinGroup(otherGid);
+    assert.equal(await roomie.trySubscribe('chat/room/+', 1), 1, 'roomie reads its groups through the room topics');
     bad[BAD_PLUS] = await connect(broker, { clientId: 'a+b' });
     bad[BAD_DOLLAR] = await connect(broker, { clientId: '$x', protocolVersion: 5 });
     bad[BAD_LONG] = await connect(broker, { clientId: 'l'.repeat(129) });
@@ -305,7 +332,7 @@ function registerTests() {
     for (;;) {
       absorb();
       const contacts = directory.get('chat/contacts');
-      if (contacts?.group?.[gid] && contacts.group[otherGid] && contacts.person?.[anon.clientId] === undefined
+      if (contacts?.group?.[gid] && Object.keys(contacts.group[otherGid] ?? {}).length === 3 && contacts.person?.[anon.clientId] === undefined
         && directory.get(`chat/groups/${otherGid}`) && directory.get(`chat/users/${hostile.userid}`)) break;
       assert.ok(Date.now() < deadline, `set-up in the directory: ${JSON.stringify([...directory])}`);
       await quietFor(50);
@@ -343,7 +370,7 @@ function registerTests() {
   async function probe() {
     probeCount += 1;
     const tag = `probe ${probeCount}`;
-    const targets = [innocent, friend, hostile, watcher];
+    const targets = [innocent, friend, hostile, watcher, roomie];
     for (const t of targets) await innocent.send(t.userid, tag);
     for (const t of targets) await t.next(t.inbox('message'), (m) => m.json?.message === tag && m.json.sender === innocent.userid);
   }
@@ -369,6 +396,7 @@ function registerTests() {
             await innocent.send(otherGid, 'traffic in a group');
             await friend.send(innocent.userid, 'traffic reply');
             expected.push(await friend.next(friend.inbox('message'), (m) => m.json?.message === 'traffic in a group'));
+            expected.push(await roomie.next(`chat/room/${otherGid}`, (m) => m.json?.message === 'traffic in a group'));
             expected.push(await innocent.next(innocent.inbox('message'), (m) => m.json?.message === 'traffic reply'));
             if (client !== anon) {
               await anon.publish('chat/logout', 'x'); // an error delivery for someone else
@@ -393,6 +421,9 @@ function registerTests() {
             assert.ok(err.json && codes.includes(err.json.error) && err.json.action === action
               && typeof err.json.detail === 'string' && Object.keys(err.json).length === 3,
             `expected {action:${action}, error:${codes.join('|')}, detail}, got ${err.text}`);
+            if (row.detail) {
+              assert.ok(err.json.detail.startsWith(`${row.detail}:`), `the detail names ${row.detail}: ${err.json.detail}`);
+            }
             expected.push(err);
             if (action === 'login') {
               const lr = await client.next(client.inbox('login-response'));

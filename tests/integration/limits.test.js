@@ -149,9 +149,9 @@ describe('request rate (plugin_opt_request_rate 10, request_burst 20)', () => {
   });
 });
 
-describe('group limits (plugin_opt_max_groups_per_user 2, max_group_members 3)', () => {
+describe('group limits (plugin_opt_max_groups_per_user 2, max_group_members 3, max_groups_added_by_others 2)', () => {
   test('exceeding either limit is limit_exceeded and changes nothing; within the limits everything works', async () => {
-    const b = await broker({ options: { max_groups_per_user: 2, max_group_members: 3 } });
+    const b = await broker({ options: { max_groups_per_user: 2, max_group_members: 3, max_groups_added_by_others: 2 } });
     const dir = await watchDirectory(b);
     clients.push(dir.client);
     const [a, bb, c, d, e] = await Promise.all(['a', 'b', 'c', 'd', 'e'].map((n) => track(loggedIn(b, uniqueId(n)))));
@@ -166,37 +166,112 @@ describe('group limits (plugin_opt_max_groups_per_user 2, max_group_members 3)',
       && x.contacts.group[ga2.groupid], 'set-up');
     await quietFor(200);
 
-    const refused = async (who, topic, payload, action, what) => {
+    const refused = async (who, topic, payload, action, what, limit) => {
       for (const x of all) x.drain();
       const mark = dir.mark();
       await who.publish(topic, payload);
       const err = await who.expectError(action, 'limit_exceeded');
+      assert.match(err.detail, new RegExp(`^${limit}:`), `${what}: the detail names the limit: ${err.detail}`);
       await quietFor(300);
       assert.deepEqual(dir.changesSince(mark), [], `${what}: the directory must not change`);
       const stray = all.flatMap((x) => x.drain().filter((m) => m.topic.startsWith('chat/inbox/')).map((m) => `${m.topic} ${m.text}`));
       assert.deepEqual(stray, [], `${what}: nothing delivered (no new_group)`);
       return err;
     };
-    await refused(a, 'chat/group/create', { member: {} }, 'create_group', 'a third group of a creator in 2');
-    await refused(bb, 'chat/group/create', { member: { [a.userid]: a.username } }, 'create_group',
-      'a group with a member already in 2 groups');
-    await refused(e, 'chat/group/join', { groupid: gb.groupid }, 'join_group', 'joining a full group');
-    await refused(a, 'chat/group/join', { groupid: gb.groupid }, 'join_group', 'joining when in 2 groups already');
+    await refused(a, 'chat/group/create', { member: {} }, 'create_group', 'a third group of a creator of 2', 'max_groups_per_user');
+    await refused(e, 'chat/group/join', { groupid: gb.groupid }, 'join_group', 'joining a full group', 'max_group_members');
     await refused(e, 'chat/group/create', { member: { [bb.userid]: bb.username, [c.userid]: c.username, [d.userid]: d.username } },
-      'create_group', 'creating a group of 4');
+      'create_group', 'creating a group of 4', 'max_group_members');
 
     // Within the limits: re-joining a group one is in still works at the limit; a group of
-    // exactly 3 can be created; after leaving one group, a user can join another.
+    // exactly 3 can be created; after leaving one group, a user can join another. Others may
+    // add a user that created its 2 groups (groups others add it to have a cap of their own).
     const again = await a.joinGroup(ga1.groupid);
     assert.deepEqual(Object.keys(again.member), [a.userid], 'a re-join at the limit succeeds');
     const ge = await e.createGroup([c]);
     assert.equal(Object.keys(ge.member).length, 2);
+    await refused(a, 'chat/group/join', { groupid: ge.groupid }, 'join_group', 'joining when in 2 groups already', 'max_groups_per_user');
     await a.publish('chat/group/leave', { groupid: ga2.groupid });
     await dir.until((x) => x.groups[ga2.groupid] === null, 'ga2 deleted');
     const joined = await a.joinGroup(ge.groupid);
     assert.deepEqual(Object.keys(joined.member).sort(), [a.userid, c.userid, e.userid].sort(), 'a joins a third member');
-    // c is now in gb and ge: 2 groups; d may not create a group with c.
-    await refused(d, 'chat/group/create', { member: { [c.userid]: c.username } }, 'create_group', 'a member at its limit');
+    // c was added to gb (by b) and ge (by e): 2 groups added by others, the cap; d may not add c.
+    await refused(d, 'chat/group/create', { member: { [c.userid]: c.username } }, 'create_group', 'a member at its cap',
+      'max_groups_added_by_others');
+  });
+
+  test('group spam: 5 groups naming a victim use up max_groups_added_by_others, never the victim\'s own limit', async () => {
+    const b = await broker({ options: { max_groups_per_user: 2, max_groups_added_by_others: 4, request_rate: 0 } });
+    const victim = await track(loggedIn(b, uniqueId('victim')));
+    const spammers = await Promise.all([0, 1, 2].map((i) => track(loggedIn(b, uniqueId(`spam${i}`)))));
+    const other = await track(loggedIn(b, uniqueId('other')));
+    const g = await other.createGroup([]);
+    // Each spammer may create 2 groups of its own: 6 attempts naming the victim, 4 succeed.
+    const codes = [];
+    for (const s of spammers) {
+      for (let i = 0; i < 2; i += 1) {
+        await s.publish('chat/group/create', { member: { [victim.userid]: victim.username } });
+        const m = await s.nextWhere((x) => x.topic === s.inbox('new_group') || x.topic === s.inbox('error'), 'new_group or error');
+        codes.push(m.json.error ? `${m.json.error} ${m.json.detail.split(':')[0]}` : 'created');
+      }
+    }
+    assert.deepEqual(codes, ['created', 'created', 'created', 'created',
+      'limit_exceeded max_groups_added_by_others', 'limit_exceeded max_groups_added_by_others'],
+    'the cap on groups others add the victim to');
+    // The victim, in 4 groups, can still create one and join one: its own limit of 2.
+    victim.drain();
+    const own = await victim.createGroup([]);
+    assert.ok(own.groupid, 'the victim creates a group');
+    const joined = await victim.joinGroup(g.groupid);
+    assert.ok(joined.member[victim.userid], 'the victim joins a group');
+    await victim.publish('chat/group/create', { member: {} });
+    const err = await victim.expectError('create_group', 'limit_exceeded');
+    assert.match(err.detail, /^max_groups_per_user:/, 'a third own group is over its own limit');
+  });
+});
+
+describe('chat-wide limits (plugin_opt_max_users 3, max_groups 2)', () => {
+  test('a new user or group beyond them is limit_exceeded and changes nothing; existing users still log in', async () => {
+    const b = await broker({ options: { max_users: 3, max_groups: 2 } });
+    const dir = await watchDirectory(b);
+    clients.push(dir.client);
+    // u1 by hand, to keep the token its first login returns.
+    const u1 = await track(connect(b));
+    await u1.subscribeInbox();
+    const name1 = uniqueId('u1');
+    const first = await u1.login(name1);
+    assert.equal(first.result, 'success');
+    Object.assign(u1, { userid: first.userid, username: name1 });
+    const [u2, u3] = await Promise.all(['u2', 'u3'].map((n) => track(loggedIn(b, uniqueId(n)))));
+    await u1.createGroup([u2]);
+    await u3.createGroup([]);
+    await dir.until((x) => Object.keys(x.contacts?.group ?? {}).length === 2 && Object.keys(x.contacts?.person ?? {}).length === 3, 'set-up');
+    await quietFor(200);
+    const mark = dir.mark();
+
+    const late = await track(connect(b));
+    await late.subscribeInbox();
+    await late.expectLoginFailure({ username: uniqueId('late') }, 'limit_exceeded', 'a fourth user');
+    await u2.publish('chat/group/create', { member: {} });
+    const err = await u2.expectError('create_group', 'limit_exceeded');
+    assert.match(err.detail, /^max_groups:/, `the detail names the limit: ${err.detail}`);
+    await quietFor(300);
+    assert.deepEqual(dir.changesSince(mark), [], 'nothing changed');
+
+    // Users that exist log in at the limit: again from their client id, and as a new session.
+    const resumed = await u1.login(name1);
+    assert.equal(resumed.result, 'success', `u1 again: ${JSON.stringify(resumed)}`);
+    const second = await track(connect(b));
+    await second.subscribeInbox();
+    const joined = await second.login(name1, { token: first.token });
+    assert.equal(joined.result, 'success', `u1 from a second client id with its token: ${JSON.stringify(joined)}`);
+    assert.equal(joined.userid, u1.userid);
+
+    // A user that goes frees its place.
+    await u3.publish('chat/logout', {});
+    await dir.until((x) => x.users[u3.userid] === null, 'u3 gone');
+    const res = await late.login(uniqueId('late2'));
+    assert.equal(res.result, 'success', `a freed place can be taken: ${JSON.stringify(res)}`);
   });
 });
 
@@ -206,7 +281,8 @@ describe('defaults', () => {
     const line = b.log().split('\n').find((l) => l.includes('chat: mosquitto-chat') && l.includes('loaded'));
     assert.ok(line, `a start-up line:\n${b.log()}`);
     for (const kv of ['max_message_bytes=8192', 'offline_expiry=86400', 'reconnect_grace=60', 'max_groups_per_user=500',
-      'max_group_members=1000', 'request_rate=50', 'request_burst=1000', 'offline_queue=1000',
+      'max_group_members=1000', 'max_groups_added_by_others=500', 'max_users=50000', 'max_groups=100000',
+      'request_rate=50', 'request_burst=1000', 'delivery_budget=262144', 'delivery_burst=16777216', 'offline_queue=1000',
       'bind_mqtt_username=false', 'outside_chat=allow', 'state_file=(none)']) {
       assert.ok(line.includes(kv), `the start-up line lists ${kv}: ${line}`);
     }
@@ -228,10 +304,12 @@ describe('defaults', () => {
     const b = await broker({
       options: {
         max_groups_per_user: 7, max_group_members: 8, request_rate: 9, request_burst: 11, offline_queue: 12, bind_mqtt_username: 'true',
+        max_groups_added_by_others: 13, max_users: 14, max_groups: 15, delivery_budget: 16, delivery_burst: 17,
       },
     });
     const line = b.log().split('\n').find((l) => l.includes('chat: mosquitto-chat') && l.includes('loaded'));
     for (const kv of ['max_groups_per_user=7', 'max_group_members=8', 'request_rate=9', 'request_burst=11', 'offline_queue=12',
+      'max_groups_added_by_others=13', 'max_users=14', 'max_groups=15', 'delivery_budget=16', 'delivery_burst=17',
       'bind_mqtt_username=true']) {
       assert.ok(line.includes(kv), `the start-up line lists ${kv}: ${line}`);
     }
@@ -239,7 +317,8 @@ describe('defaults', () => {
 
   test('a bad limit value refuses to start, naming the option', async () => {
     for (const [key, value] of [['max_groups_per_user', '-1'], ['request_burst', '0'], ['request_rate', 'fast'],
-      ['offline_queue', '1e3'], ['bind_mqtt_username', 'yes'], ['max_group_members', '']]) {
+      ['offline_queue', '1e3'], ['bind_mqtt_username', 'yes'], ['max_group_members', ''], ['max_users', '-5'],
+      ['max_groups', 'many'], ['max_groups_added_by_others', '1.5'], ['delivery_budget', '1 MiB'], ['delivery_burst', '0']]) {
       await assert.rejects(broker({ options: { [key]: value } }), (err) => {
         // (an empty value is refused by mosquitto itself: "Empty max_group_members value")
         assert.match(err.message, value === '' ? new RegExp(`Empty ${key} value`) : new RegExp(`plugin_opt_${key}`),

@@ -161,4 +161,12 @@ static inline void req(struct chat *chat, const char *clientid, const char *topi
 	chat_on_publish(chat, &conn, topic, payload, strlen(payload), 0);
 }
 
+/* An access check from a clean connection of `clientid` with MQTT username `username`. */
+static inline enum chat_acl_result acl_check(struct chat *chat, const char *clientid,
+	const char *username, enum chat_access access, const char *topic, int qos, bool retain)
+{
+	struct chat_conn conn = { .clientid = clientid, .username = username, .clean = true };
+	return chat_acl_check(chat, &conn, access, topic, qos, retain, 0);
+}
+
 #endif

@@ -11,7 +11,8 @@ static struct fake_broker fb;
 static enum chat_acl_result check(struct chat *chat, const char *clientid, enum chat_access access,
 	const char *topic)
 {
-	return chat_acl_check(chat, clientid, NULL, access, topic, 1, false, 0);
+	struct chat_conn conn = { .clientid = clientid, .clean = true };
+	return chat_acl_check(chat, &conn, access, topic, 1, false, 0);
 }
 
 TEST_CASE(read)

@@ -12,12 +12,14 @@ TEST_CASE(defaults)
 	CHECK_INT(CHAT_OUTSIDE_UNSET, c.outside_chat);
 	char buf[512];
 	chat_config_describe(&c, buf, sizeof buf);
-	CHECK_STR("max_message_bytes=8192 offline_expiry=86400 reconnect_grace=60 "
-		  "max_groups_per_user=500 max_group_members=1000 max_sessions_per_user=10 "
-		  "request_rate=50 request_burst=1000 "
-		  "offline_queue=1000 listen_backlog=0 history_days=365 history_per_room=10000 "
-		  "bind_mqtt_username=false outside_chat=(unset) history_visibility=joined "
-		  "database=(none) state_file=(none)",
+	CHECK_STR(
+		"max_message_bytes=8192 offline_expiry=86400 reconnect_grace=60 "
+		"max_groups_per_user=500 max_group_members=1000 max_groups_added_by_others=500 "
+		"max_sessions_per_user=10 max_users=50000 max_groups=100000 "
+		"request_rate=50 request_burst=1000 delivery_budget=262144 delivery_burst=16777216 "
+		"offline_queue=1000 listen_backlog=0 history_days=365 history_per_room=10000 "
+		"bind_mqtt_username=false outside_chat=(unset) history_visibility=joined "
+		"database=(none) state_file=(none)",
 		buf);
 }
 

@@ -186,8 +186,13 @@ TEST_CASE(groups)
 	CHECK(fake_find(&fb, "chat/inbox/c/new_group") == NULL);
 	fake_clear(&fb);
 
-	/* Group messages reach every member but the sender. */
+	/* Group messages reach every member but the sender, on the tick that ends the loop pass. */
 	req(chat, "a", "chat/msg/11", "{\"message\":\"hello group\"}");
+	CHECK_INT(0, fb.count);
+	chat_on_tick(chat, 0);
+	fake_clear(&fb);
+	req(chat, "a", "chat/msg/11", "{\"message\":\"hello group\"}");
+	chat_on_tick(chat, 0);
 	CHECK_INT(1, fb.count);
 	CHECK_STR("11", fake_field(&fb, "chat/inbox/b/message", "receiver"));
 	fake_clear(&fb);
@@ -320,17 +325,17 @@ TEST_CASE(sessions)
 	chat_get_stats(chat, &stats);
 	CHECK_INT(2, stats.users);
 	/* A WRITE check may be the old connection's will: it brings nothing back. */
-	CHECK(chat_acl_check(chat, "b", NULL, CHAT_ACCESS_WRITE, "sensors/t", 0, false, 0) ==
+	CHECK(acl_check(chat, "b", NULL, CHAT_ACCESS_WRITE, "sensors/t", 0, false) ==
 		CHAT_ACL_ALLOW);
 	chat_get_stats(chat, &stats);
 	CHECK_INT(1, stats.users_online);
 	/* Any other check from the client id brings it back, even on a topic outside chat/. */
-	CHECK(chat_acl_check(chat, "b", NULL, CHAT_ACCESS_SUBSCRIBE, "sensors/t", 0, false, 0) ==
+	CHECK(acl_check(chat, "b", NULL, CHAT_ACCESS_SUBSCRIBE, "sensors/t", 0, false) ==
 		CHAT_ACL_ALLOW);
 	chat_get_stats(chat, &stats);
 	CHECK_INT(2, stats.users_online);
-	CHECK(chat_acl_check(chat, "b", NULL, CHAT_ACCESS_SUBSCRIBE, "chat/inbox/b/#", 0, false,
-		      0) == CHAT_ACL_ALLOW);
+	CHECK(acl_check(chat, "b", NULL, CHAT_ACCESS_SUBSCRIBE, "chat/inbox/b/#", 0, false) ==
+		CHAT_ACL_ALLOW);
 	chat_on_tick(chat, 20000);
 	chat_get_stats(chat, &stats);
 	CHECK_INT(2, stats.users_online);
@@ -455,15 +460,108 @@ TEST_CASE(group_limits)
 	req(chat, "d", "chat/group/join", "{\"groupid\":\"11\"}");
 	CHECK_STR("limit_exceeded", error_of("d"));
 	fake_clear(&fb);
-	req(chat, "a", "chat/group/create", "{\"member\":{}}"); /* 21: alice is in two groups */
+	req(chat, "a", "chat/group/create", "{\"member\":{}}"); /* 21: alice made two groups */
 	req(chat, "a", "chat/group/create", "{\"member\":{}}");
 	CHECK_STR("limit_exceeded", error_of("a"));
 	fake_clear(&fb);
-	req(chat, "d", "chat/group/create", "{\"member\":{\"10\":\"alice\"}}");
-	CHECK_STR("limit_exceeded", error_of("d"));
+	/* Others may still add alice: that has its own cap (max_groups_added_by_others). */
+	req(chat, "d", "chat/group/create", "{\"member\":{\"10\":\"alice\"}}"); /* 31 */
+	CHECK_STR("31", fake_field(&fb, "chat/inbox/a/new_group", "groupid"));
 	struct chat_stats stats;
 	chat_get_stats(chat, &stats);
-	CHECK_INT(2, stats.groups);
+	CHECK_INT(3, stats.groups);
+	fake_clear(&fb);
+	chat_free(chat);
+}
+
+/* Groups others create naming a user never lock it out of creating or joining its own. */
+TEST_CASE(group_spam)
+{
+	struct chat_config config;
+	chat_config_defaults(&config);
+	config.max_groups_per_user = 2;
+	config.max_groups_added_by_others = 3;
+	config.request_rate = 0;
+	struct chat *chat = fake_chat(&fb, &config);
+	req(chat, "m", "chat/login", "{\"username\":\"mallory\"}"); /* 10 */
+	req(chat, "v", "chat/login", "{\"username\":\"victim\"}");  /* 20 */
+	req(chat, "o", "chat/login", "{\"username\":\"olivia\"}");  /* 30 */
+	/* mallory's own limit is 2, so two users (m, o) spam the victim with 3 groups. */
+	req(chat, "m", "chat/group/create", "{\"member\":{\"20\":\"\"}}");
+	req(chat, "m", "chat/group/create", "{\"member\":{\"20\":\"\"}}");
+	req(chat, "o", "chat/group/create", "{\"member\":{\"20\":\"\"}}");
+	fake_clear(&fb);
+	req(chat, "o", "chat/group/create", "{\"member\":{\"20\":\"\"}}");
+	CHECK_STR("limit_exceeded", error_of("o"));
+	CHECK(strstr(fake_find(&fb, "chat/inbox/o/error")->payload, "max_groups_added_by_others") !=
+		NULL);
+	CHECK(fake_find(&fb, "chat/inbox/v/new_group") == NULL);
+	fake_clear(&fb);
+	/* The victim, in 3 groups, still creates and joins its own two. */
+	req(chat, "v", "chat/group/create", "{\"member\":{}}");
+	CHECK(fake_find(&fb, "chat/inbox/v/new_group") != NULL);
+	CHECK(error_of("v") == NULL);
+	fake_clear(&fb);
+	req(chat, "o", "chat/group/leave", "{\"groupid\":\"31\"}"); /* olivia's group: o left */
+	req(chat, "o", "chat/group/create", "{\"member\":{}}");     /* 51 */
+	fake_clear(&fb);
+	req(chat, "v", "chat/group/join", "{\"groupid\":\"51\"}");
+	CHECK(error_of("v") == NULL);
+	CHECK(fake_find(&fb, "chat/inbox/v/new_group") != NULL);
+	fake_clear(&fb);
+	req(chat, "v", "chat/group/create", "{\"member\":{}}");
+	CHECK_STR("limit_exceeded", error_of("v"));
+	CHECK(strstr(fake_find(&fb, "chat/inbox/v/error")->payload, "max_groups_per_user") != NULL);
+	fake_clear(&fb);
+	/* Leaving a spam group frees a place under the cap for others. */
+	req(chat, "v", "chat/group/leave", "{\"groupid\":\"11\"}");
+	req(chat, "o", "chat/group/create", "{\"member\":{\"20\":\"\"}}");
+	CHECK(error_of("o") == NULL);
+	fake_clear(&fb);
+	chat_free(chat);
+}
+
+TEST_CASE(global_limits)
+{
+	struct chat_config config;
+	chat_config_defaults(&config);
+	config.max_users = 2;
+	config.max_groups = 1;
+	config.request_rate = 0;
+	struct chat *chat = fake_chat(&fb, &config);
+	req(chat, "a", "chat/login", "{\"username\":\"alice\"}");
+	const char *token = fake_field(&fb, "chat/inbox/a/login-response", "token");
+	char login2[400];
+	snprintf(login2, sizeof login2, "{\"username\":\"alice\",\"token\":\"%s\"}", token);
+	req(chat, "b", "chat/login", "{\"username\":\"bob\"}");
+	fake_clear(&fb);
+	req(chat, "c", "chat/login", "{\"username\":\"carol\"}");
+	CHECK_STR("limit_exceeded", fake_field(&fb, "chat/inbox/c/login-response", "result"));
+	CHECK(strstr(fake_find(&fb, "chat/inbox/c/error")->payload, "max_users") != NULL);
+	struct chat_stats stats;
+	chat_get_stats(chat, &stats);
+	CHECK_INT(2, stats.users);
+	fake_clear(&fb);
+	/* An existing user still logs in, also as a new session, and again from its client id. */
+	req(chat, "a2", "chat/login", login2);
+	CHECK_STR("success", fake_field(&fb, "chat/inbox/a2/login-response", "result"));
+	req(chat, "a", "chat/login", "{\"username\":\"alice\"}");
+	CHECK_STR("success", fake_field(&fb, "chat/inbox/a/login-response", "result"));
+	fake_clear(&fb);
+	/* A user gone frees its place. */
+	req(chat, "b", "chat/logout", "{}");
+	req(chat, "c", "chat/login", "{\"username\":\"carol\"}");
+	CHECK_STR("success", fake_field(&fb, "chat/inbox/c/login-response", "result"));
+	fake_clear(&fb);
+
+	req(chat, "a", "chat/group/create", "{\"member\":{}}");
+	CHECK(fake_find(&fb, "chat/inbox/a/new_group") != NULL);
+	fake_clear(&fb);
+	req(chat, "c", "chat/group/create", "{\"member\":{}}");
+	CHECK_STR("limit_exceeded", error_of("c"));
+	CHECK(strstr(fake_find(&fb, "chat/inbox/c/error")->payload, "max_groups") != NULL);
+	chat_get_stats(chat, &stats);
+	CHECK_INT(1, stats.groups);
 	fake_clear(&fb);
 	chat_free(chat);
 }
@@ -639,10 +737,10 @@ TEST_CASE(bind_mode_takeover_is_refused_everything)
 	chat_get_stats(chat, &stats);
 	CHECK_INT(1, stats.users);
 	/* READ of alice's inbox: her own connection only. */
-	CHECK(chat_acl_check(chat, "a", "mallory", CHAT_ACCESS_READ, "chat/inbox/a/message", 1,
-		      false, 0) == CHAT_ACL_DENY);
-	CHECK(chat_acl_check(chat, "a", "alice", CHAT_ACCESS_READ, "chat/inbox/a/message", 1, false,
-		      0) == CHAT_ACL_ALLOW);
+	CHECK(acl_check(chat, "a", "mallory", CHAT_ACCESS_READ, "chat/inbox/a/message", 1, false) ==
+		CHAT_ACL_DENY);
+	CHECK(acl_check(chat, "a", "alice", CHAT_ACCESS_READ, "chat/inbox/a/message", 1, false) ==
+		CHAT_ACL_ALLOW);
 	/* A delivery to alice while mallory holds the client id goes through the fan-out. */
 	struct chat_conn bob = { .clientid = "b", .username = "bob", .clean = true };
 	const char *as_bob = "{\"username\":\"bob\"}";
