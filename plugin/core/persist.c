@@ -52,6 +52,36 @@ static const struct id_counter *counter_in(const struct chat *chat,
 	return (const struct id_counter *)(const void *)((const char *)chat + saved->offset);
 }
 
+struct rooms_render {
+	cJSON *list;
+	bool ok;
+};
+
+static void render_room(void *ctx, const char *filter, int qos)
+{
+	struct rooms_render *r = ctx;
+	cJSON *item = cJSON_CreateObject();
+	if (item == NULL || !cJSON_AddItemToArray(r->list, item) ||
+		cJSON_AddStringToObject(item, "filter", filter) == NULL ||
+		cJSON_AddNumberToObject(item, "qos", qos) == NULL) {
+		r->ok = false;
+	}
+}
+
+/* A session's room subscriptions (rooms.h), when it has any: "rooms": [{"filter", "qos"}]. */
+static bool render_rooms(cJSON *entry, const struct chat_session *session)
+{
+	if (session->rooms == NULL) {
+		return true;
+	}
+	struct rooms_render r = { .list = cJSON_AddArrayToObject(entry, "rooms"), .ok = true };
+	if (r.list == NULL) {
+		return false;
+	}
+	state_session_rooms_each(session, render_room, &r);
+	return r.ok;
+}
+
 static cJSON *render_state(const struct chat *chat, bool clean)
 {
 	cJSON *doc = cJSON_CreateObject();
@@ -98,7 +128,8 @@ static cJSON *render_state(const struct chat *chat, bool clean)
 					NULL ||
 				cJSON_AddBoolToObject(item, "persistent", session->persistent) ==
 					NULL ||
-				cJSON_AddNumberToObject(item, "qos", session->inbox_qos) == NULL) {
+				cJSON_AddNumberToObject(item, "qos", session->inbox_qos) == NULL ||
+				!render_rooms(item, session)) {
 				cJSON_Delete(item);
 				goto error;
 			}
@@ -114,8 +145,17 @@ static cJSON *render_state(const struct chat *chat, bool clean)
 			(since = cJSON_AddArrayToObject(entry, "since")) == NULL) {
 			goto error;
 		}
+		cJSON *added = NULL;
 		const struct chat_member *member;
 		for (member = group->members; member != NULL; member = member->hh_group.next) {
+			if (member->added &&
+				((added == NULL &&
+					 (added = cJSON_AddArrayToObject(entry, "added")) ==
+						 NULL) ||
+					!cJSON_AddItemToArray(added,
+						cJSON_CreateString(member->user->id)))) {
+				goto error;
+			}
 			cJSON *id = cJSON_CreateString(member->user->id);
 			cJSON *from = cJSON_CreateNumber((double)member->since);
 			if (id == NULL || from == NULL) {
@@ -167,6 +207,18 @@ static bool bad(struct loader *ld, const char *what)
 	return false;
 }
 
+/* True when the JSON array `list` (may be NULL) holds the string `id`. */
+static bool id_listed(const cJSON *list, const char *id)
+{
+	const cJSON *item;
+	cJSON_ArrayForEach(item, list) {
+		if (cJSON_IsString(item) && strcmp(item->valuestring, id) == 0) {
+			return true;
+		}
+	}
+	return false;
+}
+
 /* A visibility start: a whole JSON number from 0 to `limit`. */
 static bool counter_value(const cJSON *item, uint64_t limit, uint64_t *out)
 {
@@ -195,6 +247,28 @@ static const char *string_of(const cJSON *obj, const char *name)
 {
 	const cJSON *item = cJSON_GetObjectItemCaseSensitive(obj, name);
 	return cJSON_IsString(item) ? item->valuestring : NULL;
+}
+
+/* Version 3: a persistent session's room subscriptions, kept as the broker keeps them. */
+static bool load_rooms(struct loader *ld, struct chat_session *session, const cJSON *rooms)
+{
+	if (rooms == NULL) {
+		return true;
+	}
+	if (!cJSON_IsArray(rooms)) {
+		return bad(ld, "a session's room list is malformed");
+	}
+	const cJSON *room;
+	cJSON_ArrayForEach(room, rooms) {
+		const char *filter = string_of(room, "filter");
+		const cJSON *qos = cJSON_GetObjectItemCaseSensitive(room, "qos");
+		uint64_t q = 0;
+		if (filter == NULL || !counter_value(qos, 2, &q) ||
+			!state_session_room_add(ld->chat, session, filter, (int)q)) {
+			return bad(ld, "a room subscription is malformed");
+		}
+	}
+	return true;
 }
 
 static bool load_user(struct loader *ld, const cJSON *entry, int64_t now_ms)
@@ -287,6 +361,9 @@ static bool load_user(struct loader *ld, const cJSON *entry, int64_t now_ms)
 		}
 		session->persistent = true;
 		session->inbox_qos = (uint8_t)qos->valuedouble;
+		if (!load_rooms(ld, session, cJSON_GetObjectItemCaseSensitive(item, "rooms"))) {
+			return false;
+		}
 		state_session_set_presence(chat, session, PRESENCE_OFFLINE,
 			expiry_ms == 0 ? 0 : now_ms + expiry_ms, now_ms);
 	}
@@ -325,6 +402,10 @@ static bool load_group(struct loader *ld, const cJSON *entry)
 			cJSON_GetArraySize(since) != cJSON_GetArraySize(members))) {
 		return bad(ld, "a group's visibility list is malformed");
 	}
+	const cJSON *added = cJSON_GetObjectItemCaseSensitive(entry, "added");
+	if (added != NULL && !cJSON_IsArray(added)) {
+		return bad(ld, "a group's list of added members is malformed");
+	}
 	const cJSON *member;
 	const cJSON *from = ld->version >= 3 ? since->child : NULL;
 	cJSON_ArrayForEach(member, members) {
@@ -337,12 +418,16 @@ static bool load_group(struct loader *ld, const cJSON *entry)
 		from = from != NULL ? from->next : NULL;
 		/* Members of clean sessions were not restored; the group goes on without them. */
 		struct chat_user *user = state_user_find(chat, member->valuestring);
-		struct chat_member *added = NULL;
+		struct chat_member *made = NULL;
 		if (user != NULL && state_member_find(group, user) == NULL) {
-			if ((added = state_member_add(chat, group, user)) == NULL) {
+			/* Version 3: "added" lists the members others put in the group (§4.5). */
+			made = id_listed(added, user->id)
+				? state_member_add_by_other(chat, group, user)
+				: state_member_add(chat, group, user);
+			if (made == NULL) {
 				return bad(ld, "out of memory");
 			}
-			added->since = start;
+			made->since = start;
 		}
 	}
 	if (group->member_count == 0) {

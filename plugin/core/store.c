@@ -39,13 +39,14 @@ enum op_kind {
 	OP_USER_PUT,    /* s[0] id, s[1] username, hash when has_hash */
 	OP_USER_DEL,    /* s[0] id */
 	OP_SESSION_PUT, /* s[0] clientid, s[1] user id, num[0] persistent, num[1] qos, num[2] pos */
+	OP_ROOM_PUT,    /* s[0] clientid, s[1] room subscription filter, num[0] qos */
 	OP_GROUP_PUT,   /* s[0] id: the group exists, its member rows follow */
-	OP_MEMBER_PUT,  /* s[0] group id, s[1] user id, num[0] since, num[1] position */
-	OP_GROUP_DEL,   /* s[0] id: the group, its members and its history go */
-	OP_MESSAGE,     /* num[0] id, num[1] ts, s[0] room key, s[1]/s[2] participants, text */
-	OP_COUNTERS, /* num[0..2] next, num[3..5] reserved (user, group, message), num[6] clean */
-	OP_QUERY,    /* a history query: query */
-	OP_LOAD,     /* read the whole state for start-up */
+	OP_MEMBER_PUT, /* s[0] group id, s[1] user id, num[0] since, num[1] position, num[2] added */
+	OP_GROUP_DEL,  /* s[0] id: the group, its members and its history go */
+	OP_MESSAGE,    /* num[0] id, num[1] ts, s[0] room key, s[1]/s[2] participants, text */
+	OP_COUNTERS,   /* num[0..2] next, num[3..5] reserved (user, group, message), num[6] clean */
+	OP_QUERY,      /* a history query: query */
+	OP_LOAD,       /* read the whole state for start-up */
 };
 
 /* A copy of a history query with what the broker thread knew of the requester's rooms. */
@@ -112,7 +113,7 @@ struct loaded {
 	bool reset; /* it was unusable and is a new one now (moved aside) */
 	bool clean; /* the last run shut down cleanly */
 	int64_t next[3], reserved[3];
-	struct row *users, *sessions, *groups, *members;
+	struct row *users, *sessions, *rooms, *groups, *members;
 };
 
 struct store {
@@ -271,9 +272,12 @@ static const char schema[] =
 	"CREATE TABLE IF NOT EXISTS sessions(clientid TEXT PRIMARY KEY, userid TEXT NOT NULL,"
 	" persistent INTEGER NOT NULL, qos INTEGER NOT NULL, position INTEGER NOT NULL);"
 	"CREATE INDEX IF NOT EXISTS sessions_user ON sessions(userid);"
+	"CREATE TABLE IF NOT EXISTS session_rooms(clientid TEXT NOT NULL, filter TEXT NOT NULL,"
+	" qos INTEGER NOT NULL, PRIMARY KEY(clientid, filter)) WITHOUT ROWID;"
 	"CREATE TABLE IF NOT EXISTS groups(id TEXT PRIMARY KEY);"
 	"CREATE TABLE IF NOT EXISTS members(groupid TEXT NOT NULL, userid TEXT NOT NULL,"
-	" since INTEGER NOT NULL, position INTEGER NOT NULL, PRIMARY KEY(groupid, userid))"
+	" since INTEGER NOT NULL, position INTEGER NOT NULL, added INTEGER NOT NULL,"
+	" PRIMARY KEY(groupid, userid))"
 	" WITHOUT ROWID;"
 	"CREATE INDEX IF NOT EXISTS members_user ON members(userid);"
 	"CREATE TABLE IF NOT EXISTS messages(id INTEGER PRIMARY KEY, room TEXT NOT NULL,"
@@ -473,17 +477,21 @@ static bool read_state(struct store *store, struct loaded *ld)
 			"SELECT clientid, userid, persistent, qos FROM sessions ORDER BY userid, "
 			"position",
 			2, 2, false, &ld->sessions) &&
+		read_rows(store, "SELECT clientid, filter, qos FROM session_rooms", 2, 1, false,
+			&ld->rooms) &&
 		read_rows(store, "SELECT id FROM groups ORDER BY rowid", 1, 0, false,
 			&ld->groups) &&
 		read_rows(store,
-			"SELECT groupid, userid, since FROM members ORDER BY groupid, position", 2,
-			1, false, &ld->members);
+			"SELECT groupid, userid, since, added FROM members ORDER BY groupid, "
+			"position",
+			2, 2, false, &ld->members);
 }
 
 static void loaded_clear(struct loaded *ld)
 {
 	rows_free(ld->users);
 	rows_free(ld->sessions);
+	rows_free(ld->rooms);
 	rows_free(ld->groups);
 	rows_free(ld->members);
 	*ld = (struct loaded){ 0 };
@@ -528,9 +536,11 @@ static void load(struct store *store, bool reset)
 enum stmt {
 	ST_USER_PUT,
 	ST_USER_DEL,
+	ST_USER_ROOMS_DEL,
 	ST_USER_SESSIONS_DEL,
 	ST_USER_MEMBERS_DEL,
 	ST_SESSION_PUT,
+	ST_ROOM_PUT,
 	ST_GROUP_PUT,
 	ST_GROUP_MEMBERS_DEL,
 	ST_MEMBER_PUT,
@@ -550,14 +560,19 @@ static const char *const stmt_sql[ST_COUNT] = {
 			"ON CONFLICT(id) DO UPDATE SET username = excluded.username, "
 			"token_hash = excluded.token_hash",
 	[ST_USER_DEL] = "DELETE FROM users WHERE id = ?1",
+	[ST_USER_ROOMS_DEL] = "DELETE FROM session_rooms WHERE clientid IN (SELECT clientid FROM "
+			      "sessions WHERE userid = ?1)",
 	[ST_USER_SESSIONS_DEL] = "DELETE FROM sessions WHERE userid = ?1",
 	[ST_USER_MEMBERS_DEL] = "DELETE FROM members WHERE userid = ?1",
 	[ST_SESSION_PUT] = "INSERT OR REPLACE INTO sessions(clientid, userid, persistent, qos, "
 			   "position) VALUES(?1, ?2, ?3, ?4, ?5)",
+	[ST_ROOM_PUT] =
+		"INSERT OR REPLACE INTO session_rooms(clientid, filter, qos) VALUES(?1, ?2, "
+		"?3)",
 	[ST_GROUP_PUT] = "INSERT OR IGNORE INTO groups(id) VALUES(?1)",
 	[ST_GROUP_MEMBERS_DEL] = "DELETE FROM members WHERE groupid = ?1",
-	[ST_MEMBER_PUT] = "INSERT OR REPLACE INTO members(groupid, userid, since, position) "
-			  "VALUES(?1, ?2, ?3, ?4)",
+	[ST_MEMBER_PUT] = "INSERT OR REPLACE INTO members(groupid, userid, since, position, added) "
+			  "VALUES(?1, ?2, ?3, ?4, ?5)",
 	[ST_GROUP_DEL] = "DELETE FROM groups WHERE id = ?1",
 	[ST_GROUP_MESSAGES_DEL] = "DELETE FROM messages WHERE room = ?1",
 	[ST_GROUP_ROOM_DEL] = "DELETE FROM rooms WHERE room = ?1",
@@ -651,19 +666,23 @@ static bool apply(struct store *store, sqlite3_stmt **st, const struct op *op)
 			sqlite3_bind_blob(put, 3, op->hash, (int)sizeof op->hash, SQLITE_STATIC);
 		}
 		return sqlite3_step(put) == SQLITE_DONE &&
+			run(st[ST_USER_ROOMS_DEL], op->s[0], NULL, NULL, 0, 0) &&
 			run(st[ST_USER_SESSIONS_DEL], op->s[0], NULL, NULL, 0, 0);
 	}
 	case OP_USER_DEL:
-		return run(st[ST_USER_SESSIONS_DEL], op->s[0], NULL, NULL, 0, 0) &&
+		return run(st[ST_USER_ROOMS_DEL], op->s[0], NULL, NULL, 0, 0) &&
+			run(st[ST_USER_SESSIONS_DEL], op->s[0], NULL, NULL, 0, 0) &&
 			run(st[ST_USER_MEMBERS_DEL], op->s[0], NULL, NULL, 0, 0) &&
 			run(st[ST_USER_DEL], op->s[0], NULL, NULL, 0, 0);
 	case OP_SESSION_PUT:
 		return run(st[ST_SESSION_PUT], op->s[0], op->s[1], op->num, 3, 3);
+	case OP_ROOM_PUT:
+		return run(st[ST_ROOM_PUT], op->s[0], op->s[1], op->num, 1, 3);
 	case OP_GROUP_PUT:
 		return run(st[ST_GROUP_PUT], op->s[0], NULL, NULL, 0, 0) &&
 			run(st[ST_GROUP_MEMBERS_DEL], op->s[0], NULL, NULL, 0, 0);
 	case OP_MEMBER_PUT:
-		return run(st[ST_MEMBER_PUT], op->s[0], op->s[1], op->num, 2, 3);
+		return run(st[ST_MEMBER_PUT], op->s[0], op->s[1], op->num, 3, 3);
 	case OP_GROUP_DEL:
 		return run(st[ST_GROUP_MEMBERS_DEL], op->s[0], NULL, NULL, 0, 0) &&
 			run(st[ST_GROUP_DEL], op->s[0], NULL, NULL, 0, 0) &&
@@ -1043,6 +1062,33 @@ static void ops_free(struct op *op)
 	}
 }
 
+struct room_ops {
+	const struct chat_session *session;
+	struct op ***tail;
+	bool ok;
+};
+
+static void room_op(void *ctx, const char *filter, int qos)
+{
+	struct room_ops *r = ctx;
+	struct op *op = r->ok ? op_new(OP_ROOM_PUT, r->session->clientid, filter) : NULL;
+	if (op != NULL) {
+		op->num[0] = qos;
+	}
+	r->ok = r->ok && push(r->tail, op);
+}
+
+/*
+ * The room subscriptions of a persistent session: the broker keeps its subscriptions across a
+ * restart (with persistence), so the chat keeps what it knows of them (docs/protocol.md §3.5).
+ */
+static bool room_ops(const struct chat_session *session, struct op ***tail)
+{
+	struct room_ops r = { .session = session, .tail = tail, .ok = true };
+	state_session_rooms_each(session, room_op, &r);
+	return r.ok;
+}
+
 /* The ops that write one changed user or group as it is now (or delete it). */
 static bool record_ops(struct chat *chat, const char *id, struct op ***tail)
 {
@@ -1069,6 +1115,9 @@ static bool record_ops(struct chat *chat, const char *id, struct op ***tail)
 			op->num[0] = s->persistent;
 			op->num[1] = s->inbox_qos;
 			op->num[2] = position++;
+			if (s->persistent && !room_ops(s, tail)) {
+				return false;
+			}
 		}
 		return true;
 	}
@@ -1088,6 +1137,7 @@ static bool record_ops(struct chat *chat, const char *id, struct op ***tail)
 		}
 		op->num[0] = (int64_t)m->since;
 		op->num[1] = position++;
+		op->num[2] = m->added;
 	}
 	return true;
 }
@@ -1269,6 +1319,27 @@ static void seed_from_clock(struct chat *chat)
 	}
 }
 
+/* The "rooms" of the session `clientid` in a snapshot, from the rows of session_rooms. */
+static bool snapshot_rooms(cJSON *item, const char *clientid, const struct row *rooms)
+{
+	cJSON *list = NULL;
+	for (const struct row *r = rooms; r != NULL; r = r->next) {
+		if (clientid == NULL || r->s[0] == NULL || strcmp(r->s[0], clientid) != 0) {
+			continue;
+		}
+		if (list == NULL && (list = cJSON_AddArrayToObject(item, "rooms")) == NULL) {
+			return false;
+		}
+		cJSON *room = cJSON_CreateObject();
+		if (room == NULL || !cJSON_AddItemToArray(list, room) ||
+			cJSON_AddStringToObject(room, "filter", r->s[1] ? r->s[1] : "") == NULL ||
+			cJSON_AddNumberToObject(room, "qos", (double)r->num[0]) == NULL) {
+			return false;
+		}
+	}
+	return true;
+}
+
 /* Builds the snapshot document persist_parse reads from the rows the worker read. */
 static cJSON *snapshot_of(const struct loaded *ld)
 {
@@ -1320,7 +1391,8 @@ static cJSON *snapshot_of(const struct loaded *ld)
 				cJSON_AddStringToObject(item, "clientid", s->s[0] ? s->s[0] : "") ==
 					NULL ||
 				cJSON_AddBoolToObject(item, "persistent", s->num[0] != 0) == NULL ||
-				cJSON_AddNumberToObject(item, "qos", (double)s->num[1]) == NULL) {
+				cJSON_AddNumberToObject(item, "qos", (double)s->num[1]) == NULL ||
+				!snapshot_rooms(item, s->s[0], ld->rooms)) {
 				cJSON_Delete(item);
 				goto error;
 			}
@@ -1349,6 +1421,15 @@ static cJSON *snapshot_of(const struct loaded *ld)
 			}
 			cJSON_AddItemToArray(members, uid);
 			cJSON_AddItemToArray(since, n);
+			cJSON *added = cJSON_GetObjectItemCaseSensitive(entry, "added");
+			if (m->num[1] != 0 &&
+				((added == NULL &&
+					 (added = cJSON_AddArrayToObject(entry, "added")) ==
+						 NULL) ||
+					!cJSON_AddItemToArray(added,
+						cJSON_CreateString(m->s[1] ? m->s[1] : "")))) {
+				goto error;
+			}
 		}
 	}
 	return doc;

@@ -178,6 +178,26 @@ TEST_CASE(restores_across_a_clean_stop)
 	chat_free(chat);
 }
 
+TEST_CASE(room_subscriptions_and_added_members_survive)
+{
+	struct chat *chat = open_chat(NULL);
+	login(chat, "a", "alice", true);
+	login(chat, "b", "bob", true);
+	preq(chat, "a", "chat/group/create", "{\"member\":{\"20\":\"bob\"}}"); /* bob added */
+	struct chat_conn conn = { .clientid = "b", .username = "b", .clean = false };
+	CHECK_INT(CHAT_ACL_ALLOW,
+		chat_acl_check(chat, &conn, CHAT_ACCESS_SUBSCRIBE, "chat/room/11", 1, false, 0));
+	CHECK_INT(CHAT_OK, chat_state_save(chat));
+	chat_free(chat);
+
+	chat = open_chat(NULL);
+	const struct chat_session *b = state_session_find(chat, "b");
+	CHECK(b != NULL && state_session_room_qos(b, "11") == 1);
+	const struct chat_user *bob = state_user_find(chat, "20");
+	CHECK(bob != NULL && bob->added_groups == 1 && state_user_own_groups(bob) == 0);
+	chat_free(chat);
+}
+
 TEST_CASE(unusable_database_is_moved_aside)
 {
 	FILE *f = fopen(path, "w");
