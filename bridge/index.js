@@ -369,7 +369,8 @@ export class ChatSocket extends Emitter {
   #groups = new Map();
   #contacts = null;       // the last chat/contacts snapshot, to find the user's groups at login
   #groupsOf = null;       // the userid whose groups #groups holds
-  #subscribed = new Set(); // topics beyond the inbox and the directory, as the broker granted them
+  #subscribed = new Set(); // topics beyond the inbox and the directory, as requested
+  #granted = new Set();    // ... and those of them the broker granted
 
   constructor(url, opts = {}) {
     super();
@@ -400,7 +401,7 @@ export class ChatSocket extends Emitter {
    * The room and group topics this socket holds now, as the broker granted them (sorted): what a
    * page or a test reads to see that room topics are in use.
    */
-  get followedTopics() { return [...this.#subscribed].sort(); }
+  get followedTopics() { return [...this.#granted].sort(); }
 
   /** Opens the connection (again, after disconnect()); io() does it unless autoConnect is false. */
   connect() {
@@ -588,23 +589,26 @@ export class ChatSocket extends Emitter {
     const want = this.#wantedTopics();
     const drop = [...this.#subscribed].filter((t) => !want.has(t));
     const add = [...want].filter((t) => !this.#subscribed.has(t));
-    for (const t of drop) this.#subscribed.delete(t);
+    for (const t of drop) {
+      this.#subscribed.delete(t);
+      this.#granted.delete(t);
+    }
     if (drop.length) client.unsubscribe(drop, () => {});
     if (add.length) this.#subscribe(client, add);
   }
 
   #subscribe(client, topics) {
-    // Marked at once, so a second change before the SUBACK does not subscribe again.
-    for (const t of topics) this.#subscribed.add(t);
+    // Marked as requested at once, so a second change before the SUBACK does not subscribe
+    // again; one SUBSCRIBE per topic, so a refused one does not hide the others' grants.
     const generation = this.#generation;
-    client.subscribe(Object.fromEntries(topics.map((t) => [t, { qos: 1 }])), (err, granted) => {
-      if (generation !== this.#generation) return;
-      if (err) {
-        for (const t of topics) this.#subscribed.delete(t);
-        return;
-      }
-      for (const g of granted || []) if (g.qos >= 0x80) this.#subscribed.delete(g.topic);
-    });
+    for (const topic of topics) {
+      this.#subscribed.add(topic);
+      client.subscribe(topic, { qos: 1 }, (err, granted) => {
+        if (generation !== this.#generation || !this.#subscribed.has(topic)) return;
+        const code = granted && granted[0] ? granted[0].qos : 0x80;
+        if (!err && code < 0x80) this.#granted.add(topic);
+      });
+    }
   }
 
   async #start() {
@@ -772,6 +776,7 @@ export class ChatSocket extends Emitter {
     // The room and group topics again: kept by a persistent session, but a new session (the
     // broker lost it) would not have them, and repeating a subscription costs nothing.
     this.#subscribed.clear();
+    this.#granted.clear();
     this.#syncGroups();
     this.emitLocal('connect');
     if (reconnected) {
