@@ -7,8 +7,18 @@
  *
  *   emit('login' | 'logout' | 'message' | 'create_group' | 'join_group' | 'leave_group', data)
  *       publishes the matching request (chat/login, chat/msg/<receiver>, chat/group/create, ...);
+ *       every message gets a `cid` (the page's own, or a random one), so a resend is never
+ *       delivered twice;
+ *   emit('history', {room, before, after, limit}, ack)
+ *       asks chat/history; `ack` gets the reply {qid, room, messages, complete} or the error
+ *       {action: 'history', error, detail, qid} (DESIGN.md section 10);
  *   'login-response', 'message', 'new_group', 'error'
- *       arrive from the connection's inbox chat/inbox/<clientId>/<event>;
+ *       arrive from the connection's inbox chat/inbox/<clientId>/<event>; 'message' also from
+ *       the room topics chat/room/<gid> of the user's groups, merged with the inbox by id;
+ *   'sent'     {cid, id, ts, receiver}: the plugin accepted a message this socket sent (from
+ *              chat/inbox/<clientId>/sent, or the message's own copy on its room topic);
+ *   'update_group' (the new_group payload) and 'delete_group' {groupid}: the seed server's
+ *              events, the latter when this socket's leave or logout deleted the group;
  *   'contact'  arrives from the retained seed-format snapshot chat/contacts;
  *   'user'     (an addition to the seed) arrives from chat/users/<userid>: {userid, username,
  *              online}, or {userid, removed: true} when the user is gone;
@@ -32,14 +42,19 @@
  *    only once the user is logged in again (the bridge repeats the last successful login by
  *    itself); emits made meanwhile are buffered and sent in order.
  *  - A delivered message (by its server-assigned `id` and `ts`) reaches the tab at most once,
- *    even if the broker redelivers it after a reconnect or a reload.
+ *    even if the broker redelivers it after a reconnect or a reload, or it comes both on a room
+ *    topic and in the inbox while a subscription changes.
+ *  - For every group the user is in (new_group deliveries, the chat/contacts snapshot) the
+ *    socket follows chat/groups/<gid> and, while logged in and not leaving, subscribes
+ *    chat/room/<gid> (DESIGN.md section 11); it drops both once the directory shows the user
+ *    out of the group.
  *
  * MQTT.js comes from `opts.mqtt` if given, otherwise from `import('mqtt')`: Node resolves it in
  * node_modules, a page through its import map. This file imports nothing else, so a page can
  * load it under any name.
  */
 
-const INBOX_EVENTS = new Set(['login-response', 'message', 'new_group', 'error']);
+const INBOX_EVENTS = new Set(['login-response', 'message', 'new_group', 'error', 'sent', 'history']);
 const RESERVED_EVENTS = new Set([
   'connect', 'connect_error', 'disconnect', 'disconnecting', 'newListener', 'removeListener',
 ]);
@@ -49,6 +64,7 @@ const REQUEST_TOPICS = {
   create_group: 'chat/group/create',
   join_group: 'chat/group/join',
   leave_group: 'chat/group/leave',
+  history: 'chat/history',
 };
 const CLIENT_ID_KEY = 'mosquitto-chat.clientId';
 // In anonymous mode whoever knows a client id continues its session: ids are 128 random bits.
@@ -76,6 +92,12 @@ const SEEN_KEY = 'mosquitto-chat.seen';
 // may be redelivered, because its acknowledgement did not reach the broker).
 const SEEN_KEPT = 5000;
 const SEEN_STORED = 300;
+// A history request whose answer has not come after this long is answered locally with the
+// client's own error code `timeout` (an old plugin without chat/history, a broker gone away).
+const HISTORY_TIMEOUT_MS = 15000;
+// How many of its own message cids a socket remembers, to recognise its messages when they come
+// back on a room topic (the plugin sends the sender's copy there too; the seed never did).
+const CIDS_KEPT = 1000;
 // If the plugin never answers the automatic re-login, buffered emits go out after this long
 // anyway, so the page is not stuck; the plugin then answers them itself.
 const RELOGIN_TIMEOUT_MS = 10000;
@@ -139,11 +161,21 @@ class Manager extends Emitter {
   emit(event, ...args) { return this.emitLocal(event, ...args); }
 }
 
+/** `bytes` random bytes in hex. */
+function randomToken(bytes) {
+  const buf = new Uint8Array(bytes);
+  globalThis.crypto.getRandomValues(buf);
+  return Array.from(buf, (b) => b.toString(16).padStart(2, '0')).join('');
+}
+
 /** `web-` and 128 random bits in hex: one topic level, and not guessable. */
 export function randomClientId() {
-  const bytes = new Uint8Array(CLIENT_ID_BYTES);
-  globalThis.crypto.getRandomValues(bytes);
-  return 'web-' + Array.from(bytes, (b) => b.toString(16).padStart(2, '0')).join('');
+  return 'web-' + randomToken(CLIENT_ID_BYTES);
+}
+
+/** A fresh message cid (96 random bits in hex): a page that tracks its messages passes its own. */
+export function randomCid() {
+  return randomToken(12);
 }
 
 /**
@@ -199,18 +231,34 @@ function defaultStorage() {
  * The broker's WebSocket URL for io()'s argument: nothing means the page's own host and port
  * (Mosquitto serves the page and MQTT on one listener); http(s) becomes ws(s).
  */
-export function brokerUrl(url) {
-  const loc = globalThis.location;
+export function brokerUrl(url, loc = globalThis.location) {
+  const secure = Boolean(loc && loc.protocol === 'https:');
   if (url === undefined || url === null || url === '') {
     if (!loc || !loc.host) throw new TypeError('io(): give the broker URL when not in a browser page');
-    url = `${loc.protocol === 'https:' ? 'wss:' : 'ws:'}//${loc.host}`;
+    url = `${secure ? 'wss:' : 'ws:'}//${loc.host}`;
   }
-  const parsed = new URL(url, loc && loc.href ? loc.href : undefined);
+  url = String(url);
+  // socket.io-client's rules (its url.ts): "//host" takes the page's scheme, "/path" the page's
+  // host, and anything else without a ws/wss/http/https scheme is a host name: io('host:port')
+  // and the seed's io('localhost:5000') ("localhost:" is not a scheme). Away from a page
+  // socket.io-client guesses https; a broker's WebSockets listener is plain more often, so here
+  // it is ws.
+  if (url.startsWith('//')) {
+    url = `${secure ? 'wss:' : 'ws:'}${url}`;
+  } else if (url.startsWith('/')) {
+    if (!loc || !loc.host) throw new TypeError(`io(): "${url}" needs a page to be relative to`);
+    url = `${secure ? 'wss:' : 'ws:'}//${loc.host}${url}`;
+  } else if (!/^(?:https?|wss?):\/\//i.test(url)) {
+    url = `${secure ? 'wss:' : 'ws:'}//${url}`;
+  }
+  let parsed;
+  try {
+    parsed = new URL(url);
+  } catch {
+    throw new TypeError(`io(): not a broker address: ${url}`);
+  }
   if (parsed.protocol === 'http:') parsed.protocol = 'ws:';
   else if (parsed.protocol === 'https:') parsed.protocol = 'wss:';
-  if (parsed.protocol !== 'ws:' && parsed.protocol !== 'wss:') {
-    throw new TypeError(`io(): expected a ws:, wss:, http: or https: URL, got ${url}`);
-  }
   // Mosquitto ignores the path of a WebSocket upgrade; "/mqtt" is the customary one.
   if (parsed.pathname === '/' || parsed.pathname === '') parsed.pathname = '/mqtt';
   return parsed.href;
@@ -239,7 +287,23 @@ function toRequest(event, data) {
     }
     const payload = { ...data };
     if (typeof data.receiver === 'number') payload.receiver = room;
+    // The plugin delivers a repeated cid once (DESIGN.md section 10): a resend after a
+    // reconnect, or MQTT.js retransmitting an unacknowledged PUBLISH, is then harmless.
+    if (typeof payload.cid !== 'string' || payload.cid === '') payload.cid = randomToken(12);
     return { topic: `chat/msg/${room}`, payload };
+  }
+  if (event === 'history') {
+    if (data !== undefined && data !== null && (typeof data !== 'object' || Array.isArray(data))) {
+      return { error: 'invalid_request', detail: 'history expects an object {room, before, after, limit}' };
+    }
+    const payload = {};
+    for (const key of ['room', 'before', 'after']) {
+      const value = data && data[key];
+      if (typeof value === 'number' && Number.isFinite(value)) payload[key] = String(value);
+      else if (value !== undefined && value !== null) payload[key] = value;
+    }
+    if (data && data.limit !== undefined && data.limit !== null) payload.limit = data.limit;
+    return { topic: REQUEST_TOPICS.history, payload };
   }
   const topic = REQUEST_TOPICS[event];
   if (!topic) return { error: 'invalid_request', detail: `unknown event "${event}"` };
@@ -296,6 +360,17 @@ export class ChatSocket extends Emitter {
   #token = null;          // the anonymous-mode token of the last login, for the re-login
   #connackAt = null;      // when the broker accepted the current connection
   #shortCloses = [];      // times of broker closes of short-lived connections, in a row
+  #histories = new Map(); // qid -> { ack, timer }: history requests waiting for their answer
+  #historySeq = 0;
+  #cids = new Map();      // cid -> true once 'sent' was emitted: this socket's own messages
+  // Groups the socket follows: gid -> { member, leaving: null | 'leave' | 'logout' }. It
+  // subscribes chat/groups/<gid> for each, and chat/room/<gid> while member, logged in and not
+  // leaving.
+  #groups = new Map();
+  #contacts = null;       // the last chat/contacts snapshot, to find the user's groups at login
+  #groupsOf = null;       // the userid whose groups #groups holds
+  #subscribed = new Set(); // topics beyond the inbox and the directory, as requested
+  #granted = new Set();    // ... and those of them the broker granted
 
   constructor(url, opts = {}) {
     super();
@@ -321,6 +396,12 @@ export class ChatSocket extends Emitter {
   get disconnected() { return !this.connected; }
 
   get inboxFilter() { return `chat/inbox/${this.id}/#`; }
+
+  /**
+   * The room and group topics this socket holds now, as the broker granted them (sorted): what a
+   * page or a test reads to see that room topics are in use.
+   */
+  get followedTopics() { return [...this.#granted].sort(); }
 
   /** Opens the connection (again, after disconnect()); io() does it unless autoConnect is false. */
   connect() {
@@ -372,11 +453,22 @@ export class ChatSocket extends Emitter {
       });
       return this;
     }
+    if (event === 'history') return this.#history(request, ack);
+    if (event === 'message') this.#rememberCid(request.payload.cid);
     if (event === 'logout') {
       // No automatic re-login after a reconnect once the page has logged out.
       this.username = null;
       this.userid = null;
       this.#token = null;
+      // Each group is followed until the directory shows whether the logout deleted it.
+      for (const entry of this.#groups.values()) if (!entry.leaving) entry.leaving = 'logout';
+      this.#syncGroups();
+    } else if (event === 'leave_group') {
+      const entry = this.#groups.get(String(request.payload.groupid));
+      if (entry) {
+        entry.leaving = 'leave';
+        this.#syncGroups();
+      }
     } else if (event === 'login') {
       const { token } = request.payload;
       this.#token = typeof token === 'string' ? token : null;
@@ -384,6 +476,139 @@ export class ChatSocket extends Emitter {
     if (this.#ready) this.#publish(request, ack);
     else this.#buffer.push({ event, request, ack });
     return this;
+  }
+
+  /** Publishes a history request with a fresh qid; the answer goes to `ack` or a 'history' event. */
+  #history(request, ack) {
+    this.#historySeq += 1;
+    const qid = `h${this.#historySeq}-${randomToken(4)}`;
+    const payload = { ...request.payload, qid };
+    if (ack) {
+      const timer = setTimeout(() => this.#answerHistory(qid, {
+        action: 'history', error: 'timeout', detail: `no answer to chat/history within ${HISTORY_TIMEOUT_MS / 1000} s`, qid,
+      }), HISTORY_TIMEOUT_MS);
+      this.#histories.set(qid, { ack, timer });
+    }
+    const refused = (err) => {
+      if (err) {
+        this.#answerHistory(qid, {
+          action: 'history', error: 'history_unavailable', detail: `the broker did not take chat/history: ${err.message}`, qid,
+        });
+      }
+    };
+    const req = { topic: request.topic, payload };
+    if (this.#ready) this.#publish(req, refused);
+    else this.#buffer.push({ event: 'history', request: req, ack: refused });
+    return this;
+  }
+
+  /** Hands a history answer (or error) to its waiting ack; false when nobody waits for `qid`. */
+  #answerHistory(qid, answer) {
+    const waiter = this.#histories.get(qid);
+    if (!waiter) return false;
+    this.#histories.delete(qid);
+    clearTimeout(waiter.timer);
+    try {
+      waiter.ack(answer);
+    } catch (err) {
+      setTimeout(() => { throw err; });
+    }
+    return true;
+  }
+
+  #rememberCid(cid) {
+    this.#cids.set(cid, false);
+    if (this.#cids.size > CIDS_KEPT) this.#cids.delete(this.#cids.keys().next().value);
+  }
+
+  /** Emits 'sent' once per cid of this socket's; false for a cid that is not this socket's. */
+  #confirm(sent) {
+    if (typeof sent.cid !== 'string' || !this.#cids.has(sent.cid)) return false;
+    if (!this.#cids.get(sent.cid)) {
+      this.#cids.set(sent.cid, true);
+      this.emitLocal('sent', { cid: sent.cid, id: sent.id, ts: sent.ts, receiver: sent.receiver });
+    }
+    return true;
+  }
+
+  /** The user is in group `gid` (a new_group, the snapshot or the group's record says so). */
+  #member(gid) {
+    if (typeof gid !== 'string' || gid === '' || /[+#/\u0000]/.test(gid)) return;
+    const entry = this.#groups.get(gid);
+    if (entry) entry.member = true;
+    else this.#groups.set(gid, { member: true, leaving: null });
+    this.#syncGroups();
+  }
+
+  /** A chat/groups/<gid> record: the member object, or null when the group is gone. */
+  #groupRecord(gid, member) {
+    const entry = this.#groups.get(gid);
+    if (!entry) return;
+    if (member && this.#groupsOf !== null && member[this.#groupsOf] !== undefined) {
+      entry.member = true;
+      return;
+    }
+    // Out of the group (or the group gone): nothing more to follow. A group that disappears
+    // while this socket was leaving it was deleted by that leave or logout: there was nobody
+    // else left in it (the seed server's delete_group goes to that member).
+    this.#groups.delete(gid);
+    this.#syncGroups();
+    if (member === null && entry.leaving) this.emitLocal('delete_group', { groupid: gid });
+  }
+
+  /** After a login: the groups of the snapshot that list the user are followed. */
+  #groupsFromContacts() {
+    const groups = this.#contacts && this.#contacts.group;
+    if (!groups || typeof groups !== 'object' || this.userid === null) return;
+    for (const [gid, member] of Object.entries(groups)) {
+      if (member && typeof member === 'object' && member[this.userid] !== undefined
+          && !this.#groups.has(gid)) {
+        this.#member(gid);
+      }
+    }
+  }
+
+  /** The topics the followed groups need now. */
+  #wantedTopics() {
+    const want = new Set();
+    for (const [gid, entry] of this.#groups) {
+      want.add(`chat/groups/${gid}`);
+      if (entry.member && !entry.leaving && this.userid !== null) want.add(`chat/room/${gid}`);
+    }
+    return want;
+  }
+
+  /**
+   * Brings the broker's subscriptions in line with the followed groups. Called after every change
+   * and after each CONNACK (#onConnect subscribes everything again). A refused room topic (a
+   * plugin without room topics) is no loss: the plugin then sends inbox copies.
+   */
+  #syncGroups() {
+    const client = this.mqtt;
+    if (!client || !client.connected || !this.connected) return;
+    const want = this.#wantedTopics();
+    const drop = [...this.#subscribed].filter((t) => !want.has(t));
+    const add = [...want].filter((t) => !this.#subscribed.has(t));
+    for (const t of drop) {
+      this.#subscribed.delete(t);
+      this.#granted.delete(t);
+    }
+    if (drop.length) client.unsubscribe(drop, () => {});
+    if (add.length) this.#subscribe(client, add);
+  }
+
+  #subscribe(client, topics) {
+    // Marked as requested at once, so a second change before the SUBACK does not subscribe
+    // again; one SUBSCRIBE per topic, so a refused one does not hide the others' grants.
+    const generation = this.#generation;
+    for (const topic of topics) {
+      this.#subscribed.add(topic);
+      client.subscribe(topic, { qos: 1 }, (err, granted) => {
+        if (generation !== this.#generation || !this.#subscribed.has(topic)) return;
+        const code = granted && granted[0] ? granted[0].qos : 0x80;
+        if (!err && code < 0x80) this.#granted.add(topic);
+      });
+    }
   }
 
   async #start() {
@@ -548,6 +773,11 @@ export class ChatSocket extends Emitter {
     }
     const reconnected = this.#attempts > 0;
     this.connected = true;
+    // The room and group topics again: kept by a persistent session, but a new session (the
+    // broker lost it) would not have them, and repeating a subscription costs nothing.
+    this.#subscribed.clear();
+    this.#granted.clear();
+    this.#syncGroups();
     this.emitLocal('connect');
     if (reconnected) {
       this.io.emit('reconnect', this.#attempts);
@@ -614,18 +844,67 @@ export class ChatSocket extends Emitter {
       const event = topic.slice(inbox.length);
       const data = parseJson(payload);
       if (data === null || typeof data !== 'object' || !INBOX_EVENTS.has(event)) return;
-      if (event === 'message' && !this.#firstSight(data)) return;
+      if (event === 'message') {
+        this.#onChatMessage(data, false);
+        return;
+      }
+      if (event === 'sent') {
+        // A cid this socket does not know (a reload lost the list) still tells the page.
+        if (!this.#confirm(data)) this.emitLocal('sent', data);
+        return;
+      }
+      if (event === 'history') {
+        if (!this.#answerHistory(data.qid, data)) this.emitLocal('history', data);
+        return;
+      }
+      if (event === 'error' && data.action === 'history' && this.#answerHistory(data.qid, data)) return;
       if (event === 'login-response' && !this.#onLoginResponse(data)) return;
       this.emitLocal(event, data);
+      if (event === 'new_group') {
+        if (data.member && this.userid !== null && data.member[this.userid] !== undefined) {
+          const entry = this.#groups.get(data.groupid);
+          if (entry) entry.leaving = null;   // joined again
+          this.#member(data.groupid);
+        }
+        this.emitLocal('update_group', data);
+      }
+    } else if (topic.startsWith('chat/room/')) {
+      const data = parseJson(payload);
+      if (data !== null && typeof data === 'object') this.#onChatMessage(data, true);
     } else if (topic === 'chat/contacts') {
       const data = parseJson(payload);
-      if (data !== null && typeof data === 'object') this.emitLocal('contact', data);
+      if (data !== null && typeof data === 'object') {
+        this.#contacts = data;
+        this.#groupsFromContacts();
+        this.emitLocal('contact', data);
+      }
     } else if (topic.startsWith('chat/users/')) {
       const userid = topic.slice('chat/users/'.length);
       const data = parseJson(payload);
       if (data === undefined) this.emitLocal('user', { userid, removed: true });
       else if (data !== null && typeof data === 'object') this.emitLocal('user', data);
+    } else if (topic.startsWith('chat/groups/')) {
+      const gid = topic.slice('chat/groups/'.length);
+      const data = parseJson(payload);
+      if (data === undefined) this.#groupRecord(gid, null);
+      else if (data !== null && typeof data === 'object' && data.member && typeof data.member === 'object') {
+        this.#groupRecord(gid, data.member);
+      }
     }
+  }
+
+  /**
+   * A message from the inbox or a room topic. The sender's own copy on a room topic is not a
+   * message the seed would deliver: it confirms the send ('sent') instead.
+   */
+  #onChatMessage(data, fromRoom) {
+    if (fromRoom && data.sender === this.userid && this.#cids.has(data.cid)) {
+      this.#firstSight(data);
+      this.#confirm({ cid: data.cid, id: data.id, ts: data.ts, receiver: data.receiver });
+      return;
+    }
+    if (!this.#firstSight(data)) return;
+    this.emitLocal('message', data);
   }
 
   /** Records a login's outcome; false when the page need not hear of it (a resumed session). */
@@ -636,9 +915,15 @@ export class ChatSocket extends Emitter {
     if (data.result === 'success') {
       // A report of deliveries the broker dropped while away always reaches the page.
       unchanged = data.userid === this.userid && data.username === this.username && !data.dropped;
+      if (data.userid !== this.#groupsOf) this.#groups.clear();
+      this.#groupsOf = data.userid;
       this.userid = data.userid;
       this.username = data.username;
       if (typeof data.token === 'string') this.#token = data.token;
+      // Logged in again: a group the logout was leaving is the user's again if still listed.
+      for (const entry of this.#groups.values()) if (entry.leaving === 'logout') entry.leaving = null;
+      this.#groupsFromContacts();
+      this.#syncGroups();
     }
     if (automatic) this.#open(this.#generation);
     return !(automatic && unchanged);

@@ -30,7 +30,9 @@ export const ERROR_TEXT = {
   limit_exceeded: 'A limit of this chat was reached: the group is full, or someone is already in '
     + 'as many groups as allowed.',
   internal: 'The server had a problem. Please try again.',
+  history_unavailable: 'Earlier messages cannot be loaded: this chat server keeps no history.',
   // The client's own codes.
+  timeout: 'The server did not answer in time.',
   not_authorized: 'Wrong name or password. Please try again.',
   password_required: 'This chat needs your password.',
 };
@@ -51,7 +53,10 @@ export function errorText(code, detail) {
   return ERROR_TEXT[code] || detail || `Something went wrong (${code}).`;
 }
 
-/** The name to show for a userid, from whatever the client knows. */
+/**
+ * The name to show for a userid, from whatever the client knows now: asked at render time, so a
+ * name that becomes known later (the directory arriving after a reload) shows on every message.
+ */
 export function nameOf(state, userid) {
   if (state.me && state.me.userid === userid) return state.me.username;
   if (state.users[userid]) return state.users[userid].username;
@@ -59,7 +64,43 @@ export function nameOf(state, userid) {
   for (const member of Object.values(state.groups)) {
     if (member[userid] !== undefined) return member[userid];
   }
+  if (state.names && state.names[userid] !== undefined) return state.names[userid];
   return `user ${userid}`;
+}
+
+/* ---- Message ids ---- */
+
+/**
+ * Orders two message ids: decimal strings of any length (DESIGN.md section 10), compared by
+ * length, then digit by digit; never turned into numbers, which would lose precision.
+ */
+export function compareIds(a, b) {
+  if (a.length !== b.length) return a.length - b.length;
+  return a < b ? -1 : a > b ? 1 : 0;
+}
+
+/** The newest server id this tab holds in any conversation, or null: the catch-up cursor. */
+export function newestId(state) {
+  let newest = null;
+  for (const list of Object.values(state.conversations)) {
+    for (let i = list.length - 1; i >= 0; i -= 1) {
+      if (list[i].id === undefined) continue;
+      if (newest === null || compareIds(list[i].id, newest) > 0) newest = list[i].id;
+      break;
+    }
+  }
+  return newest;
+}
+
+/** The oldest server id of a room's conversation, or null: the cursor for older messages. */
+export function oldestId(state, room) {
+  const found = (state.conversations[room] || []).find((e) => e.id !== undefined);
+  return found ? found.id : null;
+}
+
+/** What this tab knows of a room's history: { loaded, complete, loading, error }. */
+export function roomHistory(state, room) {
+  return state.rooms[room] || {};
 }
 
 /* ---- Views of the state (what the sidebar and the conversation show) ---- */
@@ -119,11 +160,18 @@ function groupTitle(state, member) {
   return `${names.slice(0, 3).join(', ')} +${names.length - 3}`;
 }
 
-/** The open conversation: { room, kind, title, subtitle, member, exists, messages }. */
+/**
+ * The open conversation: { room, kind, title, subtitle, member, exists, messages, older }; each
+ * message with its sender's name as known now; `older` is 'loading', 'complete', 'failed' or
+ * 'more'.
+ */
 export function conversation(state) {
   const room = state.active;
   if (!room) return null;
-  const messages = state.conversations[room] || [];
+  const messages = (state.conversations[room] || [])
+    .map((m) => ({ ...m, senderName: nameOf(state, m.sender) }));
+  const h = roomHistory(state, room);
+  const older = h.loading ? 'loading' : h.complete ? 'complete' : h.error ? 'failed' : 'more';
   if (isGroupId(room)) {
     const member = state.groups[room];
     const size = member ? Object.keys(member).length : 0;
@@ -137,6 +185,7 @@ export function conversation(state) {
       member: mine,
       exists: Boolean(member),
       messages,
+      older,
     };
   }
   const known = room in state.users || room in state.contactPeople
@@ -150,6 +199,7 @@ export function conversation(state) {
     member: known,
     exists: known,
     messages,
+    older,
   };
 }
 

@@ -7,20 +7,27 @@
  * ids count in the state), so the same state and action always give the same result.
  * `createStore(storage)` holds the current state, applies actions, tells subscribers, and keeps
  * the part that must survive a page reload (who is logged in, the conversations, unread counts,
- * the open room) in the tab's sessionStorage. What the browser remembers across tabs (tokens,
- * the last name) is identity.js's.
+ * the open room, the names seen, which rooms' history this tab loaded) in the tab's
+ * sessionStorage. What the browser remembers across tabs (tokens, the last name) is identity.js's.
  *
  * Always true:
  *  - Rooms are ids: a person's userid (a direct conversation) or a groupid.
- *  - A conversation holds each message once: deliveries are keyed by server id and timestamp,
- *    the user's own messages by a local key.
+ *  - A conversation holds each message once, keyed by its server id: live deliveries, room-topic
+ *    copies and history replies merge. An own message the plugin has not confirmed yet has no id
+ *    (only its `cid`) and is `pending`; its confirmation (`sent`, or its copy carrying the cid)
+ *    gives it the id.
+ *  - A conversation is in server id order (ids compared as numbers of any length, never by
+ *    arithmetic), with the messages that have no id yet after all others, in the order written.
+ *  - Sender names are not stored with messages: select.js looks them up when it shows them, so
+ *    a name learnt later (after a reload, from the directory) shows on old messages too.
  *  - Text is kept as text; rendering decides how to show it.
  */
 
-import { errorText, nameOf } from '#app/select';
+import { errorText, compareIds } from '#app/select';
 
 const STORAGE_KEY = 'mosquitto-chat.page';
-const MESSAGES_KEPT = 500;
+// Messages per room kept over a reload; older ones are loaded again from history on scrolling.
+const MESSAGES_STORED = 200;
 
 export function initialState(saved = {}) {
   return {
@@ -38,6 +45,10 @@ export function initialState(saved = {}) {
     conversations: unsentAsFailed(saved.conversations || {}),
     unread: saved.unread || {},
     active: saved.active || null,
+    names: saved.names || {},   // userid -> the last name seen for it, kept after the user left
+    // room -> { loaded, complete, loading, error }: loaded, this tab has asked for the room's
+    // recent history; complete, nothing older exists; loading, a request is out.
+    rooms: saved.rooms || {},
     picking: null,              // userids picked for a new group, or null when not picking
     openNextGroup: false,       // open the next new_group (after create or join)
     notice: null,               // { text, id }
@@ -47,12 +58,19 @@ export function initialState(saved = {}) {
 
 /**
  * Own messages still waiting for the broker when the page went away were lost with it (the
- * MQTT client's queue lives in the page): after a reload they show as not sent.
+ * MQTT client's queue lives in the page): after a reload they show as not sent. Entries saved by
+ * an older version of the page carry their id only in their key (`<id>@<ts>`).
  */
 function unsentAsFailed(conversations) {
   const out = {};
   for (const [room, list] of Object.entries(conversations)) {
-    out[room] = list.map((e) => (e.pending ? { ...e, pending: false, failed: true } : e));
+    if (!Array.isArray(list)) continue;
+    out[room] = list.map((e) => {
+      const { senderName, ...entry } = e;
+      const old = entry.id === undefined && !entry.pending && /^(\d+)@/.exec(String(entry.key));
+      if (old) Object.assign(entry, { id: old[1], key: old[1] });
+      return entry.pending ? { ...entry, pending: false, failed: true } : entry;
+    });
   }
   return out;
 }
@@ -62,27 +80,77 @@ function withNotice(state, text) {
   return { ...state, notice: { text, id }, noticeSeq: id };
 }
 
-function messageKey(m) {
-  return `${m.id}@${m.ts}`;
+/** The room a delivery belongs to: the other person of a direct message, or the group. */
+function roomOf(state, m) {
+  return m.receiver === state.me.userid ? m.sender : m.receiver;
+}
+
+function isDelivery(m) {
+  return Boolean(m) && typeof m === 'object' && typeof m.receiver === 'string'
+    && typeof m.sender === 'string' && typeof m.id === 'string';
 }
 
 /**
- * Adds a message to a conversation in time order: a message another tab or device of this user
- * sent can arrive after one this tab sent later, and both show in the order they were written.
+ * Puts `entry` where it belongs in `list` (server id order, unconfirmed ones last) and returns the
+ * new list, or null when the list holds it already. A confirmed copy of an own message replaces
+ * its unconfirmed entry (same cid).
  */
-function append(state, room, entry) {
-  const list = state.conversations[room] || [];
-  if (list.some((e) => e.key === entry.key)) return state;
-  let at = list.length;
-  while (at > 0 && typeof entry.ts === 'number' && typeof list[at - 1].ts === 'number'
-    && list[at - 1].ts > entry.ts) {
-    at -= 1;
+function place(list, entry) {
+  if (entry.id !== undefined && list.some((e) => e.id === entry.id)) return null;
+  const rest = entry.cid === undefined ? list
+    : list.filter((e) => !(e.id === undefined && e.cid === entry.cid && e.mine));
+  if (entry.id === undefined) return [...rest, entry];
+  let at = rest.length;
+  while (at > 0 && (rest[at - 1].id === undefined || compareIds(rest[at - 1].id, entry.id) > 0)) at -= 1;
+  return [...rest.slice(0, at), entry, ...rest.slice(at)];
+}
+
+/**
+ * Merges deliveries (live, or from a history reply) into their conversations. With `count`,
+ * each new one from someone else, in a room not open in this tab, adds to the room's unread count
+ * (live deliveries and caught-up ones do; a page of older history or a summary does not).
+ */
+function merge(state, messages, { count, receivedAt }) {
+  let { conversations, unread } = state;
+  for (const m of messages) {
+    if (!isDelivery(m)) continue;
+    const room = roomOf(state, m);
+    const mine = m.sender === state.me.userid;
+    const replacing = mine && m.cid !== undefined
+      && (conversations[room] || []).some((e) => e.id === undefined && e.cid === m.cid);
+    const entry = {
+      key: m.id,
+      id: m.id,
+      sender: m.sender,
+      text: String(m.message),
+      // The reducer reads no clock: the caller says when the delivery came.
+      ts: typeof m.ts === 'number' ? m.ts : receivedAt,
+      mine,
+    };
+    if (typeof m.cid === 'string') entry.cid = m.cid;
+    const next = place(conversations[room] || [], entry);
+    if (next === null) continue;
+    conversations = { ...conversations, [room]: next };
+    if (count && !mine && !replacing && room !== state.active) {
+      unread = { ...unread, [room]: (unread[room] || 0) + 1 };
+    }
   }
-  const next = [...list.slice(0, at), entry, ...list.slice(at)].slice(-MESSAGES_KEPT);
-  const unread = room === state.active ? state.unread
-    : entry.mine ? state.unread
-      : { ...state.unread, [room]: (state.unread[room] || 0) + 1 };
-  return { ...state, conversations: { ...state.conversations, [room]: next }, unread };
+  if (conversations === state.conversations) return state;
+  return { ...state, conversations, unread };
+}
+
+/** Records names from the directory: a message from someone who has left keeps a name. */
+function withNames(state, pairs) {
+  let { names } = state;
+  for (const [userid, name] of pairs) {
+    if (typeof name === 'string' && names[userid] !== name) names = { ...names, [userid]: name };
+  }
+  return names === state.names ? state : { ...state, names };
+}
+
+function withRoom(state, room, change) {
+  const rooms = { ...state.rooms, [room]: { ...(state.rooms[room] || {}), ...change } };
+  return { ...state, rooms };
 }
 
 function personFromContact(entry, userid) {
@@ -136,7 +204,8 @@ export function reduce(state, action) {
         // A different user than the one this tab showed starts from an empty page.
         const base = state.me && state.me.userid !== res.userid
           ? reduce(state, { type: 'logged-out' }) : state;
-        const next = { ...base, me, login: { pending: null, error: null, suggested: res.username } };
+        const next = withNames({ ...base, me, login: { pending: null, error: null, suggested: res.username } },
+          [[res.userid, res.username]]);
         // The broker could not keep everything sent while this tab was away.
         return res.dropped > 0
           ? withNotice(next, `${res.dropped} message${res.dropped === 1 ? ' was' : 's were'} lost while you were away (the broker's queue was full).`)
@@ -165,7 +234,9 @@ export function reduce(state, action) {
       }
       // Users in the snapshot are known; per-user records of users it no longer lists are
       // stale unless they are newer (a login the snapshot has not caught up with).
-      return { ...state, contactPeople: person, groups };
+      const pairs = [...Object.entries(person),
+        ...Object.values(groups).flatMap((member) => Object.entries(member))];
+      return withNames({ ...state, contactPeople: person, groups }, pairs);
     }
 
     case 'user': {
@@ -182,56 +253,90 @@ export function reduce(state, action) {
       } else {
         users[u.userid] = { username: u.username, online: u.online !== false };
       }
-      return { ...state, users, contactPeople };
+      return withNames({ ...state, users, contactPeople }, [[u.userid, u.username]]);
     }
 
     case 'message': {
-      const m = action.message;
-      if (!state.me || !m || typeof m.receiver !== 'string') return state;
-      const room = m.receiver === state.me.userid ? m.sender : m.receiver;
-      return append(state, room, {
-        key: messageKey(m),
-        sender: m.sender,
-        senderName: nameOf(state, m.sender),
-        text: String(m.message),
-        // The reducer reads no clock: the caller says when the delivery came.
-        ts: typeof m.ts === 'number' ? m.ts : action.receivedAt,
-        mine: m.sender === state.me.userid,
-      });
+      if (!state.me || !isDelivery(action.message)) return state;
+      return merge(state, [action.message], { count: true, receivedAt: action.receivedAt });
     }
 
-    case 'sent': {
+    case 'send': {
+      // The user wrote a message: shown at once, pending until the plugin confirms it.
       if (!state.me) return state;
-      return append(state, action.room, {
-        key: action.key,
+      const entry = {
+        key: `cid:${action.cid}`,
+        cid: action.cid,
         sender: state.me.userid,
-        senderName: state.me.username,
         text: action.text,
         ts: action.ts,
         mine: true,
         pending: true,
-      });
+      };
+      const list = state.conversations[action.room] || [];
+      return { ...state, conversations: { ...state.conversations, [action.room]: [...list, entry] } };
     }
 
     case 'acked': {
-      // The broker has the message (or refused it): it is no longer "sending".
+      // The broker took the message (it stays pending until the plugin's `sent`) or refused it.
+      if (action.ok) return state;
       const list = state.conversations[action.room];
       if (!list) return state;
-      const next = list.map((e) => (e.key === action.key
-        ? { ...e, pending: false, failed: !action.ok } : e));
+      const next = list.map((e) => (e.id === undefined && e.cid === action.cid
+        ? { ...e, pending: false, failed: true } : e));
       return { ...state, conversations: { ...state.conversations, [action.room]: next } };
     }
+
+    case 'delivered': {
+      // The plugin's `sent` {cid, id, ts, receiver}: the own message gets its id and its place.
+      const sent = action.sent || {};
+      if (!state.me || typeof sent.cid !== 'string' || typeof sent.id !== 'string') return state;
+      const room = Object.keys(state.conversations).find((r) => state.conversations[r]
+        .some((e) => e.id === undefined && e.cid === sent.cid));
+      if (room === undefined) return state;
+      const list = state.conversations[room];
+      const old = list.find((e) => e.id === undefined && e.cid === sent.cid);
+      const entry = {
+        ...old, key: sent.id, id: sent.id, ts: typeof sent.ts === 'number' ? sent.ts : old.ts,
+      };
+      delete entry.pending;
+      delete entry.failed;
+      const next = place(list, entry) || list.filter((e) => e !== old);
+      return { ...state, conversations: { ...state.conversations, [room]: next } };
+    }
+
+    case 'history-requested':
+      return withRoom(state, action.room, { loading: true, error: null });
+
+    case 'history': {
+      // A reply to a history request: `mode` recent (a conversation opened), older (scrolled
+      // up), catch-up (after a (re)connect: counts as unread) or summary (a tab with nothing).
+      const reply = action.reply || {};
+      if (!state.me || !Array.isArray(reply.messages)) return state;
+      const merged = merge(state, reply.messages, { count: action.mode === 'catch-up', receivedAt: action.receivedAt });
+      if (action.mode === 'recent') {
+        return withRoom(merged, action.room, { loaded: true, loading: false, complete: reply.complete === true });
+      }
+      if (action.mode === 'older') {
+        return withRoom(merged, action.room, { loading: false, complete: reply.complete === true });
+      }
+      return merged;
+    }
+
+    case 'history-failed':
+      return action.room ? withRoom(state, action.room, { loading: false, error: action.error || 'internal' }) : state;
 
     case 'new_group': {
       const g = action.group;
       if (!g || typeof g.groupid !== 'string') return state;
       const groups = { ...state.groups, [g.groupid]: { ...(g.member || {}) } };
+      const named = withNames(state, Object.entries(g.member || {}));
       if (state.openNextGroup) {
         const unread = { ...state.unread };
         delete unread[g.groupid];
-        return { ...state, groups, openNextGroup: false, active: g.groupid, unread };
+        return { ...named, groups, openNextGroup: false, active: g.groupid, unread };
       }
-      return { ...state, groups };
+      return { ...named, groups };
     }
 
     case 'error': {
@@ -281,6 +386,7 @@ export function reduce(state, action) {
         users: state.users,
         contactPeople: state.contactPeople,
         groups: state.groups,
+        names: state.names,
         noticeSeq: state.noticeSeq,
       };
 
@@ -312,8 +418,19 @@ export function createStore(storage) {
     if (!storage) return;
     try {
       if (state.me) {
-        const { me, conversations, unread, active } = state;
-        storage.setItem(STORAGE_KEY, JSON.stringify({ me, conversations, unread, active }));
+        const { me, unread, active, names } = state;
+        // The newest messages of each room; a room whose older part is left out can load it
+        // again (its history is then not complete).
+        const conversations = {};
+        const rooms = {};
+        for (const [room, list] of Object.entries(state.conversations)) {
+          conversations[room] = list.slice(-MESSAGES_STORED);
+        }
+        for (const [room, r] of Object.entries(state.rooms)) {
+          const trimmed = (state.conversations[room] || []).length > MESSAGES_STORED;
+          rooms[room] = { loaded: Boolean(r.loaded), complete: Boolean(r.complete) && !trimmed };
+        }
+        storage.setItem(STORAGE_KEY, JSON.stringify({ me, conversations, unread, active, names, rooms }));
       } else {
         storage.removeItem(STORAGE_KEY);
       }
@@ -330,7 +447,8 @@ export function createStore(storage) {
       const before = state;
       state = next;
       if (before.me !== next.me || before.conversations !== next.conversations
-          || before.unread !== next.unread || before.active !== next.active) {
+          || before.unread !== next.unread || before.active !== next.active
+          || before.names !== next.names || before.rooms !== next.rooms) {
         persist();
       }
       for (const fn of subscribers) fn(state, before);

@@ -23,6 +23,9 @@ const CONNECTION_TEXT = {
   refused: 'Not signed in',
 };
 
+// How close to the top of a conversation scrolling asks for older messages.
+const OLDER_AT_PX = 60;
+
 function el(doc, tag, className, text) {
   const node = doc.createElement(tag);
   if (className) node.className = className;
@@ -140,6 +143,10 @@ export function createView(doc, actions) {
     }
   });
   ui.text.addEventListener('input', autosize);
+  // Scrolling to the top of a conversation loads the messages before the oldest shown.
+  ui.messages.addEventListener('scroll', () => {
+    if (current && current.active && ui.messages.scrollTop < OLDER_AT_PX) actions.loadOlder(current.active);
+  }, { passive: true });
   doc.addEventListener('keydown', (event) => {
     if (event.key !== 'Escape' || !current) return;
     if (current.picking) actions.pickCancel();
@@ -310,6 +317,9 @@ export function createView(doc, actions) {
     const box = ui.messages;
     const nearBottom = box.scrollHeight - box.scrollTop - box.clientHeight < 80;
     const before = box.children.length;
+    const firstKey = box.firstElementChild ? box.firstElementChild.dataset.key : null;
+    const heightBefore = box.scrollHeight;
+    box.dataset.older = conv.older;
     syncList(box, conv.messages, (m) => m.key, (m) => {
       const li = el(doc, 'li', 'msg');
       const meta = el(doc, 'div', 'meta');
@@ -330,8 +340,17 @@ export function createView(doc, actions) {
       setText(li.querySelector('.delivery'), m.pending ? 'Sending…' : m.failed ? 'Not sent' : '');
     });
     const last = conv.messages[conv.messages.length - 1];
+    const prepended = !switched && firstKey !== null && box.firstElementChild
+      && box.firstElementChild.dataset.key !== firstKey;
     if (switched || (box.children.length !== before && (nearBottom || (last && last.mine)))) {
       box.scrollTop = box.scrollHeight;
+    } else if (prepended) {
+      // Older messages came in above: what the reader was looking at stays where it was.
+      box.scrollTop += box.scrollHeight - heightBefore;
+    }
+    if (conv.older === 'more' && box.scrollHeight <= box.clientHeight && conv.messages.length > 0) {
+      // Nothing to scroll yet, so no way to ask for more by scrolling: ask now.
+      actions.loadOlder(conv.room);
     }
     if (switched) {
       renderedRoom = conv.room;

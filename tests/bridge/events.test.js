@@ -7,7 +7,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { startBroker } from '../lib/broker.js';
 import { uniqueId } from '../lib/client.js';
-import { io } from '../../bridge/index.js';
+import { io, brokerUrl } from '../../bridge/index.js';
 import { openSocket, loggedInSocket, closeAll } from './helpers.js';
 
 let broker;
@@ -321,3 +321,70 @@ test('io() without a URL outside a page says what it needs', () => {
   const s = io('http://127.0.0.1:1', { autoConnect: false, clientId: 'x' });
   assert.equal(s.connected, false);
 });
+
+test('io(\'host:port\') and the seed\'s io(\'localhost:5000\'): a missing scheme means a host name', async () => {
+  assert.equal(brokerUrl('localhost:5000', undefined), 'ws://localhost:5000/mqtt');
+  assert.equal(brokerUrl('localhost:5000', { protocol: 'http:', host: 'a:1' }), 'ws://localhost:5000/mqtt');
+  assert.equal(brokerUrl('chat.example:8443', { protocol: 'https:', host: 'a' }), 'wss://chat.example:8443/mqtt');
+  assert.equal(brokerUrl('//h:2', { protocol: 'https:', host: 'a' }), 'wss://h:2/mqtt');
+  assert.equal(brokerUrl('/', { protocol: 'http:', host: 'page:8080' }), 'ws://page:8080/mqtt');
+  assert.equal(brokerUrl('http://h:1', undefined), 'ws://h:1/mqtt');
+  assert.equal(brokerUrl('https://h', undefined), 'wss://h/mqtt');
+  // And it really connects: the test broker's WebSockets listener by host:port alone.
+  const p = await openSocket(`127.0.0.1:${broker.wsPort}`, {}, 'host:port');
+  open.push(p);
+  assert.equal(p.socket.connected, true);
+  p.socket.emit('login', { username: name('hostport') });
+  assert.equal((await p.next('login-response')).result, 'success');
+});
+
+test('update_group follows new_group on create and join; delete_group goes to the member whose leave deleted the group', async () => {
+  const alice = await user('alice');
+  const bob = await user('bob');
+  alice.socket.emit('create_group', { member: { [bob.userid]: bob.username } });
+  const created = await alice.next('new_group');
+  const gid = created.groupid;
+  assert.deepEqual(await alice.next('update_group', (g) => g.groupid === gid), created,
+    'update_group carries the new_group payload');
+  await bob.next('update_group', (g) => g.groupid === gid);
+  const carol = await user('carol');
+  carol.socket.emit('join_group', gid);
+  for (const p of [alice, bob, carol]) {
+    await p.next('update_group', (g) => g.groupid === gid && carol.userid in g.member);
+  }
+  // The socket follows the group's directory record (it learns of the deletion there).
+  await until(() => alice.socket.followedTopics.includes(`chat/groups/${gid}`),
+    () => `alice follows chat/groups/${gid}; she follows ${JSON.stringify(alice.socket.followedTopics)}`);
+
+  // Leaves that leave members behind delete nothing.
+  alice.socket.emit('leave_group', gid);
+  bob.socket.emit('leave_group', gid);
+  await carol.contact((c) => c.group && members(c.group[gid]).join() === carol.userid);
+  // Carol is the last: her leave deletes the group, and she is told so.
+  carol.socket.emit('leave_group', { groupid: gid });
+  assert.deepEqual(await carol.next('delete_group', (d) => d.groupid === gid), { groupid: gid });
+  await alice.contact((c) => c.group && !(gid in c.group));
+  for (const p of [alice, bob]) {
+    assert.deepEqual(p.take('delete_group'), [], `${p.name} left before the group was deleted`);
+  }
+  await until(() => !carol.socket.followedTopics.some((t) => t.endsWith(`/${gid}`)),
+    () => `carol stops following group ${gid}; she follows ${JSON.stringify(carol.socket.followedTopics)}`);
+
+  // A logout that deletes a group (its only member) says so too.
+  const dan = await user('dan');
+  dan.socket.emit('create_group', { member: {} });
+  const solo = (await dan.next('new_group')).groupid;
+  await until(() => dan.socket.followedTopics.includes(`chat/groups/${solo}`),
+    () => `dan follows chat/groups/${solo}; he follows ${JSON.stringify(dan.socket.followedTopics)}`);
+  dan.socket.emit('logout');
+  assert.deepEqual(await dan.next('delete_group', (d) => d.groupid === solo), { groupid: solo });
+});
+
+/** Polls cond() until true (at most 4 s); fails with what(). */
+async function until(cond, what) {
+  const deadline = Date.now() + 4000;
+  while (!cond()) {
+    if (Date.now() > deadline) assert.fail(`expected ${what()}`);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}

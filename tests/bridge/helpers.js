@@ -13,7 +13,7 @@ export class MemoryStorage {
 }
 
 const RECORDED = ['connect', 'disconnect', 'connect_error', 'login-response', 'message',
-  'new_group', 'error', 'contact', 'user'];
+  'new_group', 'error', 'contact', 'user', 'sent', 'history', 'update_group', 'delete_group'];
 
 /**
  * Wraps a bridge socket and records every event it emits, in arrival order, so a test can wait
@@ -110,6 +110,14 @@ export async function loggedInSocket(url, username, opts = {}) {
   probe.userid = res.userid;
   probe.username = username;
   return probe;
+}
+
+/**
+ * socket.emit('history', query, ack) as a promise of what the ack gets: the reply
+ * {qid, room, messages, complete} or the error {action, error, detail, qid}.
+ */
+export function history(probe, query) {
+  return new Promise((resolve) => probe.socket.emit('history', query, resolve));
 }
 
 /** Closes every socket given, waiting until their connections have been handed back. */

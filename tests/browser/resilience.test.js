@@ -7,8 +7,9 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import {
   startChat, userPage, seesRow, openConversation, send, showsMessages, until, screenshot,
-  assertNoProblems, connected,
+  assertNoProblems, connected, showsMessage,
 } from './helpers.js';
+import { loggedInSocket, closeAll } from '../bridge/helpers.js';
 
 let chat;
 
@@ -119,4 +120,23 @@ test('a duplicated tab gets its own connection instead of taking over the origin
   await showsMessages(twin, ['still there?']);
   await connected(erin);
   assertNoProblems([erin, twin, frank]);
+});
+
+test('a message that arrives during a reload shows its sender\'s name, not "user <id>"', async () => {
+  const gus = await userPage(chat, 'gus');
+  const gusId = await gus.evaluate(() => window.chat.store.state.me.userid);
+  // Hal writes from a socket straight to the broker, while gus's page reloads.
+  const hal = await loggedInSocket(chat.broker.wsUrl, 'hal');
+  await seesRow(gus, 'people', 'hal', 'online');
+  await openConversation(gus, 'people', 'hal');
+  const reloading = gus.reload();
+  hal.socket.emit('message', { receiver: gusId, message: 'during the reload' });
+  await reloading;
+  await connected(gus);
+  await showsMessage(gus, 'hal', 'during the reload');
+  // The sender is named by the directory, as it is known when shown.
+  const labels = await gus.evaluate(() => [...document.querySelectorAll('#messages .sender')].map((n) => n.textContent));
+  assert.deepEqual(labels, ['hal'], `sender labels: ${JSON.stringify(labels)}`);
+  await closeAll(hal);
+  assertNoProblems([gus]);
 });
