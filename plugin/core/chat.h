@@ -8,16 +8,18 @@
  * hooks through which it publishes and logs.
  *
  * Invariants the core keeps:
- *  - Every user is bound to exactly one session (a client id) and every bound session points back
- *    at its user; usernames and user ids are unique among the users.
+ *  - Every user has 1 to max_sessions_per_user sessions (client ids), each pointing back at it;
+ *    usernames (by their look-alike key) and user ids are unique among the users.
  *  - A group exists only while it has at least one member; memberships are recorded on both sides
  *    (group -> users and user -> groups) in one record.
  *  - A failed request changes no state; the client is told why on its error topic.
- *  - Ids are never reused within the life of one core.
+ *  - Ids are never reused: within the life of one core, and across restarts (with a database
+ *    the store reserves them before they are issued; without one they start from the clock).
  *
  * The core's modules, bottom up (each includes only headers below it): chat_types, chat_error,
- * chat_config, log, validate, ids, topics; state (the records); codec, outbox; directory,
- * persist, budget, rooms; requests, acl and chat (this interface). README.md's development section draws it.
+ * chat_config, log, validate, names, tokens, ids, topics; state (the records); codec, outbox;
+ * directory, persist, store, budget, rooms; requests, acl and chat (this interface).
+ * README.md's development section draws it.
  *
  * Ownership: the core copies every string it keeps; event data passed in (client ids, topics,
  * payloads) is borrowed for the duration of the call. The publish hook must copy what it sends.
@@ -33,7 +35,7 @@
 #include "chat_error.h"
 #include "chat_types.h"
 
-#define CHAT_VERSION "0.1.0"
+#define CHAT_VERSION "0.2.0"
 
 struct chat;
 
@@ -79,13 +81,17 @@ void chat_on_disconnect(struct chat *chat, const char *clientid, bool clean, int
 void chat_on_tick(struct chat *chat, int64_t now_ms);
 
 /*
- * Restores the state file named by the configuration (if any) into a new core; call once, right
- * after chat_new. A missing, unreadable or corrupt file is logged and the chat starts empty (an
- * unusable file is moved aside, never overwritten). Returns CHAT_OK unless out of memory.
+ * Opens the database named by the configuration (if any) and restores the chat from it into a
+ * new core; call once, right after chat_new (store.h: it starts the store's worker thread and
+ * waits for it to read the database). An unusable database is logged and moved aside, and the
+ * chat starts empty. Returns CHAT_OK unless out of memory or the thread cannot start.
  */
 enum chat_err chat_state_load(struct chat *chat, int64_t now_ms);
 
-/* Writes the state file now (e.g. at shutdown) if there is one. CHAT_ERR_INTERNAL: not written. */
+/*
+ * Clean shutdown of the store: commits what is not yet written, marks the shutdown clean and
+ * stops the worker thread (waits for it). Returns CHAT_OK.
+ */
 enum chat_err chat_state_save(struct chat *chat);
 
 /* Counts for logging and tests. */

@@ -796,6 +796,7 @@ static enum chat_err handle_history(struct request *req)
 		store_direct_key(user->id, room->valuestring, key);
 		query.room = room->valuestring;
 		query.room_key = key;
+		query.gone_peer = state_user_find(chat, room->valuestring) == NULL;
 	} else {
 		return fail(req, CHAT_ERR_UNKNOWN_ROOM, "field 'room' must be a group or user id");
 	}

@@ -58,6 +58,7 @@ struct query {
 	char *qid;
 	uint64_t since, before, after;
 	int limit;
+	bool gone_peer;  /* store_query's gone_peer */
 	int64_t min_ts;  /* ms since the epoch: older messages are past history_days */
 	size_t n_groups; /* for every-room queries: the requester's groups and visibility */
 	char **group_keys;
@@ -841,6 +842,22 @@ static bool fill_rooms(struct store *store, const struct query *q)
 	return ok;
 }
 
+/* True when the requester of `q` has a direct conversation in the room of `q`. */
+static bool has_conversation(struct store *store, const struct query *q)
+{
+	sqlite3_stmt *st = NULL;
+	if (sqlite3_prepare_v2(store->db,
+		    "SELECT 1 FROM conversations WHERE userid = ?1 AND room = ?2", -1, &st,
+		    NULL) != SQLITE_OK) {
+		return false;
+	}
+	sqlite3_bind_text(st, 1, q->userid, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, q->room_key, -1, SQLITE_STATIC);
+	bool found = sqlite3_step(st) == SQLITE_ROW;
+	sqlite3_finalize(st);
+	return found;
+}
+
 /* Runs a history query; the reply carries the message texts, oldest first. */
 static void answer(struct store *store, struct query *q)
 {
@@ -863,6 +880,15 @@ static void answer(struct store *store, struct query *q)
 	const char *sql;
 	if (store->db == NULL) {
 		err = true;
+	} else if (q->gone_peer && !has_conversation(store, q)) {
+		/* Not a user now, and never one this requester wrote with (§4.11). */
+		d->err = CHAT_ERR_UNKNOWN_ROOM;
+		d->text = malloc(CHAT_ID_BUF + 32);
+		if (d->text != NULL) {
+			snprintf(d->text, CHAT_ID_BUF + 32, "there is no user %s", d->room);
+		}
+		post(store, d);
+		return;
 	} else if (q->room_key != NULL) {
 		if (q->before != 0 && q->after != 0) {
 			sql = "SELECT body FROM messages WHERE room = ?1 AND id >= ?2 AND ts >= ?3 "
@@ -1252,7 +1278,8 @@ static void take_completions(struct chat *chat, struct done *d)
 			}
 			cJSON *doc = d->err == CHAT_OK
 				? history_doc(d)
-				: codec_error_qid("history", chat_err_str(d->err), d->text, d->qid);
+				: codec_error_qid("history", chat_err_str(d->err),
+					  d->text != NULL ? d->text : chat_err_str(d->err), d->qid);
 			if (doc == NULL ||
 				outbox_reply_doc(chat, session,
 					d->err == CHAT_OK ? "history" : "error", doc) != CHAT_OK) {
@@ -1665,6 +1692,7 @@ enum chat_err store_query(struct chat *chat, struct chat_session *session,
 	q->before = query->before;
 	q->after = query->after;
 	q->limit = query->limit;
+	q->gone_peer = query->gone_peer;
 	q->min_ts = chat->config.history_days > 0
 		? chat->hooks.wall_ms(chat->hooks.ctx) - chat->config.history_days * 86400000
 		: INT64_MIN;

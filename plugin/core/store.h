@@ -56,6 +56,8 @@ struct store_query {
 	uint64_t after;       /* 0: none */
 	int limit;            /* 1-100 */
 	const char *qid;      /* echoed; NULL: none */
+	bool gone_peer;       /* room is a user id the chat does not know (now): the answer is
+	                         unknown_room unless the requester has a conversation with it */
 };
 
 /*
