@@ -222,6 +222,12 @@ describe('graceful restart', () => {
     Object.assign(p3b, { userid: p3.userid, username: p3.username });
     Object.assign(p5b, { userid: p5.userid, username: p5.username });
 
+    // The group's history outlived the restart: the message sent before it is there.
+    await p3b.publish('chat/history', { room: g1.groupid, qid: 'after-restart' });
+    const h = await p3b.next(p3b.inbox('history'), (x) => x.json?.qid === 'after-restart');
+    assert.deepEqual(h.json.messages.map((x) => [x.message, x.sender]), [['before restart', p3.userid]],
+      `the history of ${g1.groupid} after the restart: ${h.text}`);
+
     // Memberships work: a group message reaches the other restored member, with a fresh id.
     await p3b.send(g1.groupid, 'after restart');
     const m = await p5b.next(p5b.inbox('message'), (x) => x.json?.message === 'after restart');
