@@ -1280,9 +1280,19 @@ static void take_completions(struct chat *chat, struct done *d)
 				? history_doc(d)
 				: codec_error_qid("history", chat_err_str(d->err),
 					  d->text != NULL ? d->text : chat_err_str(d->err), d->qid);
-			if (doc == NULL ||
-				outbox_reply_doc(chat, session,
-					d->err == CHAT_OK ? "history" : "error", doc) != CHAT_OK) {
+			/*
+			 * Delivered like any inbox delivery, not as a reply by client id: with
+			 * bind_mqtt_username another MQTT user may hold the client id by now, and the
+			 * READ check then keeps the user's history from it (outbox.h).
+			 */
+			size_t len = 0;
+			char *text = doc != NULL ? codec_render(doc, &len) : NULL;
+			enum chat_err rc = text != NULL
+				? outbox_deliver(chat, session,
+					  d->err == CHAT_OK ? "history" : "error", text, len)
+				: CHAT_ERR_INTERNAL;
+			codec_free(text);
+			if (rc != CHAT_OK) {
 				log_printf(&chat->hooks, CHAT_LOG_ERR,
 					"chat: could not answer a history request of %s",
 					d->clientid);
