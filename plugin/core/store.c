@@ -498,6 +498,60 @@ static void loaded_clear(struct loaded *ld)
 	*ld = (struct loaded){ 0 };
 }
 
+/* Runs a prepared statement with text and integer parameters; false on an error. */
+static bool run(sqlite3_stmt *st, const char *t1, const char *t2, const int64_t *nums, int n_nums,
+	int first_num)
+{
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
+	if (t1 != NULL) {
+		sqlite3_bind_text(st, 1, t1, -1, SQLITE_STATIC);
+	}
+	if (t2 != NULL) {
+		sqlite3_bind_text(st, 2, t2, -1, SQLITE_STATIC);
+	}
+	for (int i = 0; i < n_nums; i++) {
+		sqlite3_bind_int64(st, first_num + i, nums[i]);
+	}
+	int rc = sqlite3_step(st);
+	return rc == SQLITE_DONE || rc == SQLITE_ROW;
+}
+
+/*
+ * Brings every room down to history_per_room, for a cap lowered since the last run (inserts
+ * keep rooms at the cap from then on). Best effort: on an error the rooms are pruned by their
+ * next messages.
+ */
+static void prune_rooms(struct store *store)
+{
+	if (store->per_room <= 0) {
+		return;
+	}
+	/* The rooms over the cap first: the deletes change the rooms table as they go. */
+	char sql[96];
+	snprintf(sql, sizeof sql, "SELECT room, count FROM rooms WHERE count > %lld",
+		(long long)store->per_room);
+	struct row *over = NULL;
+	sqlite3_stmt *cut = NULL;
+	if (read_rows(store, sql, 1, 1, false, &over) && over != NULL &&
+		exec(store, "BEGIN IMMEDIATE")) {
+		if (sqlite3_prepare_v2(store->db,
+			    "DELETE FROM messages WHERE id IN (SELECT id FROM messages WHERE "
+			    "room = ?1 ORDER BY id LIMIT ?2)",
+			    -1, &cut, NULL) == SQLITE_OK) {
+			for (const struct row *r = over; r != NULL; r = r->next) {
+				int64_t excess = r->num[0] - store->per_room;
+				(void)run(cut, r->s[0], NULL, &excess, 1, 2);
+			}
+		}
+		sqlite3_finalize(cut);
+		if (!exec(store, "COMMIT")) {
+			(void)exec(store, "ROLLBACK");
+		}
+	}
+	rows_free(over);
+}
+
 /* Opens the database and reads it; an unusable one is moved aside and a new one made. */
 static void load(struct store *store, bool reset)
 {
@@ -512,6 +566,7 @@ static void load(struct store *store, bool reset)
 	if (open_db(store, &why) && read_state(store, ld)) {
 		ld->ok = true;
 		ld->reset = reset;
+		prune_rooms(store);
 		return;
 	}
 	loaded_clear(ld);
@@ -585,25 +640,6 @@ static const char *const stmt_sql[ST_COUNT] = {
 	[ST_CONVERSATION_PUT] = "INSERT OR IGNORE INTO conversations(userid, room) VALUES(?1, ?2)",
 	[ST_META_PUT] = "INSERT OR REPLACE INTO meta(key, value) VALUES(?1, ?2)",
 };
-
-/* Runs a prepared statement with text and integer parameters; false on an error. */
-static bool run(sqlite3_stmt *st, const char *t1, const char *t2, const int64_t *nums, int n_nums,
-	int first_num)
-{
-	sqlite3_reset(st);
-	sqlite3_clear_bindings(st);
-	if (t1 != NULL) {
-		sqlite3_bind_text(st, 1, t1, -1, SQLITE_STATIC);
-	}
-	if (t2 != NULL) {
-		sqlite3_bind_text(st, 2, t2, -1, SQLITE_STATIC);
-	}
-	for (int i = 0; i < n_nums; i++) {
-		sqlite3_bind_int64(st, first_num + i, nums[i]);
-	}
-	int rc = sqlite3_step(st);
-	return rc == SQLITE_DONE || rc == SQLITE_ROW;
-}
 
 static bool apply_message(struct store *store, sqlite3_stmt **st, const struct op *op)
 {

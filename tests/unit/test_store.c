@@ -433,6 +433,14 @@ TEST_CASE(retention_by_room_and_by_age)
 	send_numbered(chat, "a", "11", 2, 6, "a");
 	CHECK_STR("m4,m5,m6", history(chat, "a", "{\"room\":\"11\"}", NULL));
 	CHECK_INT(3, stored_in("11"));
+	/* A cap lowered between two runs applies from the start of the next one. */
+	CHECK_INT(CHAT_OK, chat_state_save(chat));
+	chat_free(chat);
+	config.history_per_room = 2;
+	chat = open_chat(&config);
+	login(chat, "a", "alice", true);
+	CHECK_INT(2, stored_in("11"));
+	CHECK_STR("m5,m6", history(chat, "a", "{\"room\":\"11\"}", NULL));
 	preq(chat, "a", "chat/group/create", "{\"member\":{}}"); /* 21 */
 	fb.wall -= 31LL * 86400000;
 	send_numbered(chat, "a", "21", 7, 7, "a");
