@@ -883,6 +883,15 @@ static enum chat_err dispatch(struct request *req, const char *payload, size_t l
 	if (!cJSON_IsObject(req->root)) {
 		return fail(req, CHAT_ERR_INVALID_REQUEST, "the payload must be a JSON object");
 	}
+	/*
+	 * A history request's qid is echoed in every error that follows, not only in those of its
+	 * own checks (not_logged_in, sender_mismatch...), so a client can match each answer to its
+	 * request; handle_history refuses a qid that is not a string of at most 128 bytes.
+	 */
+	const cJSON *qid = req->kind == REQ_HISTORY ? field(req->root, "qid") : NULL;
+	if (cJSON_IsString(qid) && strlen(qid->valuestring) <= HISTORY_QID_MAX) {
+		req->qid = qid->valuestring;
+	}
 
 	struct chat_user *user = req->session->user;
 	if (req->chat->config.bind_mqtt_username && user != NULL &&

@@ -588,8 +588,8 @@ void state_clear(struct chat *chat)
 	}
 	struct chat_session *session, *stmp;
 	HASH_ITER(hh, chat->sessions, session, stmp) {
-		session->user =
-			NULL; /* freed above: the session is deleted as one without a user */
+		/* Its user was freed above: the session is deleted as one without a user. */
+		session->user = NULL;
 		state_session_delete(chat, session);
 	}
 	chat->grace_sessions = 0;

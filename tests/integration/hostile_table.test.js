@@ -200,6 +200,36 @@ export const rows = [
   { name: 'subscribe chat/room/+ (rooms of groups it is not in)', client: LI, op: 'subscribe', topic: 'chat/room/+', expect: 'filtered' },
   { name: 'subscribe +/room/+ (room topics of others)', client: LI, op: 'subscribe', topic: '+/room/+', expect: 'filtered' },
 
+  // --- history requests (chat/history) and message cids ---
+  { name: 'history: limit 0', client: LI, topic: 'chat/history', payload: '{"room":"{gid}","limit":0,"qid":"h-1"}', expect: 'invalid_request', qid: 'h-1' },
+  { name: 'history: limit 101', client: LI, topic: 'chat/history', payload: '{"room":"{gid}","limit":101}', expect: 'invalid_request' },
+  { name: 'history: limit -1', client: LI, topic: 'chat/history', payload: '{"room":"{gid}","limit":-1}', expect: 'invalid_request' },
+  { name: 'history: limit 2.5', client: LI, topic: 'chat/history', payload: '{"room":"{gid}","limit":2.5}', expect: 'invalid_request' },
+  { name: 'history: limit is a string', client: LI, topic: 'chat/history', payload: '{"room":"{gid}","limit":"5"}', expect: 'invalid_request' },
+  { name: 'history: before is not decimal', client: LI, topic: 'chat/history', payload: '{"room":"{gid}","before":"12x"}', expect: 'invalid_request' },
+  { name: 'history: before with a leading zero', client: LI, topic: 'chat/history', payload: '{"room":"{gid}","before":"007"}', expect: 'invalid_request' },
+  { name: 'history: after of 23 digits', client: LI, topic: 'chat/history', payload: '{"room":"{gid}","after":"99999999999999999999999"}', expect: 'invalid_request' },
+  { name: 'history: after is a number', client: LI, topic: 'chat/history', payload: '{"room":"{gid}","after":12}', expect: 'invalid_request' },
+  { name: 'history: after -1 as a string', client: LI, topic: 'chat/history', payload: '{"room":"{gid}","after":"-1"}', expect: 'invalid_request' },
+  { name: 'history: after not smaller than before', client: LI, topic: 'chat/history', payload: '{"room":"{gid}","after":"9","before":"9","qid":"h-2"}', expect: 'invalid_request', qid: 'h-2' },
+  { name: 'history: before without a room', client: LI, topic: 'chat/history', payload: '{"before":"5"}', expect: 'invalid_request' },
+  { name: 'history: room is a number', client: LI, topic: 'chat/history', payload: '{"room":11}', expect: 'invalid_request' },
+  { name: 'history: room is an array', client: LI, topic: 'chat/history', payload: '{"room":["{gid}"]}', expect: 'invalid_request' },
+  { name: 'history: room "#"', client: LI, topic: 'chat/history', payload: '{"room":"#"}', expect: 'unknown_room' },
+  { name: 'history: an unknown group', client: LI, topic: 'chat/history', payload: '{"room":"999999991"}', expect: 'unknown_room' },
+  { name: 'history: a group it is not in', client: LI, topic: 'chat/history', payload: '{"room":"{otherGid}","qid":"h-3"}', expect: 'not_a_member', qid: 'h-3' },
+  { name: 'history: qid is a number', client: LI, topic: 'chat/history', payload: '{"room":"{gid}","qid":7}', expect: 'invalid_request' },
+  { name: 'history: qid of 129 bytes', client: LI, topic: 'chat/history', payload: `{"room":"{gid}","qid":"${'q'.repeat(129)}"}`, expect: 'invalid_request' },
+  { name: 'history: a 1 MB qid (over the 64 KiB request limit)', client: LI, topic: 'chat/history', payload: `{"room":"{gid}","qid":"${'q'.repeat(MB)}"}`, expect: 'invalid_request' },
+  { name: 'history: 1000-deep room', client: LI, topic: 'chat/history', payload: `{"room":${deep(1000, '[', ']', '"1"')}}`, expect: 'invalid_request' },
+  { name: 'history before login', client: NL, topic: 'chat/history', payload: '{"qid":"h-4"}', expect: 'not_logged_in', qid: 'h-4' },
+  { name: 'history: spoofed sender', client: LI, topic: 'chat/history', payload: '{"room":"{otherUid}","sender":"{otherUid}"}', expect: 'sender_mismatch' },
+  { name: 'message: cid is a number', client: LI, topic: 'chat/msg/{gid}', payload: '{"message":"hi","cid":5}', expect: 'invalid_request' },
+  { name: 'message: cid is an empty string', client: LI, topic: 'chat/msg/{gid}', payload: '{"message":"hi","cid":""}', expect: 'invalid_request' },
+  { name: 'message: cid of 65 bytes', client: LI, topic: 'chat/msg/{gid}', payload: `{"message":"hi","cid":"${'c'.repeat(65)}"}`, expect: 'invalid_request' },
+  { name: 'message: cid is an object', client: LI, topic: 'chat/msg/{gid}', payload: '{"message":"hi","cid":{"id":1}}', expect: 'invalid_request' },
+  { name: 'message: invalid UTF-8 in cid', client: LI, topic: 'chat/msg/{gid}', payload: bytes('{"message":"hi","cid":"a', [0xff], '"}'), expect: 'invalid_request' },
+
   // --- empty payloads on every request topic ---
   { name: 'login: empty payload', client: NL, topic: 'chat/login', payload: '', expect: 'invalid_request' },
   { name: 'logout: empty payload', client: LI, topic: 'chat/logout', payload: '', expect: 'invalid_request' },
@@ -207,6 +237,7 @@ export const rows = [
   { name: 'create_group: empty payload', client: LI, topic: 'chat/group/create', payload: '', expect: 'invalid_request' },
   { name: 'join_group: empty payload', client: LI, topic: 'chat/group/join', payload: '', expect: 'invalid_request' },
   { name: 'leave_group: empty payload', client: LI, topic: 'chat/group/leave', payload: '', expect: 'invalid_request' },
+  { name: 'history: empty payload', client: LI, topic: 'chat/history', payload: '', expect: 'invalid_request' },
 ];
 
 // ------------------------------------------------------------------------------------------
@@ -250,12 +281,59 @@ export function rowsMarkdown() {
   rows.forEach((r, i) => {
     const op = `${r.op === 'subscribe' ? 'SUBSCRIBE' : 'PUBLISH'}${r.retain ? ' (retain)' : ''} \`${placeholder(r.topic).replace(/\|/g, '\\|')}\``;
     const name = r.name.replace(/\|/g, '\\|').replace(/</g, '&lt;').replace(/>/g, '&gt;');
-    lines.push(`| ${i + 1} | ${name} | ${r.client} | ${op} | ${r.op === 'subscribe' ? '—' : showPayload(r.payload)} | ${showExpect(r.expect, r.op)}${r.detail ? ` (detail: \`${r.detail}\`)` : ''} |`);
+    lines.push(`| ${i + 1} | ${name} | ${r.client} | ${op} | ${r.op === 'subscribe' ? '—' : showPayload(r.payload)} | ${showExpect(r.expect, r.op)}${r.detail ? ` (detail: \`${r.detail}\`)` : ''}${r.qid ? ' (its `qid` echoed)' : ''} |`);
   });
   return `${lines.join('\n')}\n\n`
     + 'After every row the directory (`chat/contacts`, `chat/users/+`, `chat/groups/+`) is unchanged, no other '
     + 'client received anything, the broker is alive and the sender still connected '
     + '(`tests/integration/hostile_table.test.js`).\n';
+}
+
+// ------------------------------------------------------------------------------------------
+// A flood of history requests
+// ------------------------------------------------------------------------------------------
+
+/**
+ * `flooder` publishes `n` history requests of `room` at once (QoS 0, qid f<i>) while `innocent`
+ * asks for its own history. Asserts that every request gets exactly one answer — a history reply
+ * or a rate_limited error — and that the innocent request is answered with history. Answers carry
+ * their request's qid, except rate_limited errors of request_rate, which refuses a request
+ * without reading it (docs/protocol.md §4.11). Resolves with the counts.
+ */
+export async function historyFlood(broker, flooder, innocent, room, n) {
+  const reply = flooder.inbox('history');
+  const error = flooder.inbox('error');
+  const isAnswer = (m) => (m.topic === reply && /^f\d+$/.test(m.json?.qid ?? ''))
+    || (m.topic === error && m.json?.action === 'history');
+  flooder.drain();
+  for (let i = 0; i < n; i++) {
+    flooder.client.publish('chat/history', JSON.stringify({ room, limit: 100, qid: `f${i}` }), { qos: 0 });
+  }
+  await innocent.publish('chat/history', { qid: 'innocent' });
+  const mine = await innocent.next(innocent.inbox('history'), (m) => m.json?.qid === 'innocent', 10000);
+  assert.ok(Array.isArray(mine.json.messages), `the innocent client's summary: ${mine.text}`);
+  const qids = new Set();
+  let replies = 0;
+  let limited = 0;
+  let unread = 0;
+  while (replies + limited < n) {
+    const m = await flooder.nextWhere(isAnswer, `answers to all ${n} requests (have ${replies + limited})`, 10000);
+    if (m.json.qid !== undefined) {
+      assert.ok(!qids.has(m.json.qid), `one answer per request; ${m.json.qid} twice`);
+      qids.add(m.json.qid);
+    }
+    if (m.topic === reply) {
+      assert.ok(Array.isArray(m.json.messages) && m.json.room === room, `a history reply: ${m.text.slice(0, 200)}`);
+      replies += 1;
+    } else {
+      assert.equal(m.json.error, 'rate_limited', `the only refusal is rate_limited: ${m.text}`);
+      limited += 1;
+      if (m.json.qid === undefined) unread += 1;
+    }
+  }
+  await quietFor(200);
+  assert.deepEqual(flooder.drain().filter(isAnswer).map((m) => m.text.slice(0, 80)), [], 'no request is answered twice');
+  return { replies, limited, unread };
 }
 
 // ------------------------------------------------------------------------------------------
@@ -268,6 +346,7 @@ if (isMain) registerTests();
 function actionOf(topic) {
   if (topic === 'chat/login') return 'login';
   if (topic === 'chat/logout') return 'logout';
+  if (topic === 'chat/history') return 'history';
   if (topic.startsWith('chat/msg/')) return 'message';
   return { 'chat/group/create': 'create_group', 'chat/group/join': 'join_group', 'chat/group/leave': 'leave_group' }[topic];
 }
@@ -418,9 +497,12 @@ function registerTests() {
             const codes = Array.isArray(row.expect) ? row.expect : [row.expect];
             const action = actionOf(topic);
             const err = await client.next(client.inbox('error'));
+            // A history request's error echoes its qid (`qid` of the row), and only then has one.
+            const fields = row.qid !== undefined ? 4 : 3;
             assert.ok(err.json && codes.includes(err.json.error) && err.json.action === action
-              && typeof err.json.detail === 'string' && Object.keys(err.json).length === 3,
-            `expected {action:${action}, error:${codes.join('|')}, detail}, got ${err.text}`);
+              && typeof err.json.detail === 'string' && Object.keys(err.json).length === fields
+              && err.json.qid === row.qid,
+            `expected {action:${action}, error:${codes.join('|')}, detail${row.qid ? `, qid:${row.qid}` : ''}}, got ${err.text}`);
             if (row.detail) {
               assert.ok(err.json.detail.startsWith(`${row.detail}:`), `the detail names ${row.detail}: ${err.json.detail}`);
             }
@@ -468,6 +550,39 @@ function registerTests() {
         }
       });
     });
+  });
+
+  test('1000 history requests in a second: each answered once (history or rate_limited), the broker healthy, an innocent client answered', async (t) => {
+    const r = await historyFlood(broker, hostile, innocent, gid, 1000);
+    t.diagnostic(`history replies ${r.replies}, rate_limited ${r.limited} (at most 8 waiting per session)`);
+    assert.equal(r.unread, 0, 'without request_rate every answer carries its qid');
+    await probe();
+    assert.equal(broker.exited, null, 'the broker is alive');
+    assert.ok(everyone().every((c) => c.connected), 'everyone, the flooder too, stays connected');
+    assert.deepEqual(absorb(), [], 'the directory did not change');
+  });
+
+  test('1000 history requests in a second with request_rate 50 and request_burst 100: rate_limited for the excess, the broker healthy, an innocent client answered', async (t) => {
+    const b = await startBroker({ options: { request_rate: 50, request_burst: 100 } });
+    const users = [];
+    try {
+      const flooder = await loggedIn(b, uniqueId('flooder'));
+      const bystander = await loggedIn(b, uniqueId('bystander'));
+      users.push(flooder, bystander);
+      const room = (await flooder.createGroup([bystander])).groupid;
+      await flooder.send(room, 'something to read');
+      const r = await historyFlood(b, flooder, bystander, room, 1000);
+      t.diagnostic(`history replies ${r.replies}, rate_limited ${r.limited} (${r.unread} by request_rate)`);
+      assert.ok(r.unread > 0, 'more requests than request_burst + request_rate allow are refused');
+      assert.equal(b.exited, null, 'the broker is alive');
+      assert.ok(users.every((c) => c.connected), 'both stay connected');
+      await bystander.send(flooder.userid, 'still there?');
+      await flooder.next(flooder.inbox('message'), (m) => m.json?.message === 'still there?');
+    } finally {
+      await Promise.all(users.map((c) => c.end(true)));
+      await b.stop();
+      b.cleanup();
+    }
   });
 
   test('each unusable client id was warned about once', async () => {

@@ -67,15 +67,27 @@ describe('plugin_opt_outside_chat has no default', () => {
     broker.cleanup?.();
     mkdirSync(confd, { recursive: true });
     chmodSync(confd, 0o777);
-    // The snippet as written, with this build's plugin and a temporary conf.d folder.
+    // The snippet as written, with this build's plugin, a temporary conf.d folder and a
+    // database in a temporary folder instead of /var/lib/mosquitto.
+    const database = path.join(confd, 'chat.db');
     const script = block
       .replaceAll('/usr/lib/x86_64-linux-gnu/mosquitto_chat.so', pluginPath)
-      .replaceAll('/etc/mosquitto/conf.d', confd);
+      .replaceAll('/etc/mosquitto/conf.d', confd)
+      .replaceAll('/var/lib/mosquitto/chat.db', database);
+    assert.ok(script.includes(database), 'the snippet sets plugin_opt_database');
     await run('sh', ['-c', script]);
     await withBroker({ plugin: false, extraConfig: `include_dir ${confd}` }, async (b, track) => {
       assert.match(b.log(), /chat: mosquitto-chat .* loaded: .*outside_chat=allow/);
+      assert.ok(b.log().includes(`database=${database} `), `the database is the snippet's:\n${b.log()}`);
       const alice = await track(loggedIn(b, uniqueId('alice')));
       assert.match(alice.userid, /0$/);
+      // The chat keeps history there: a message, then the summary has it.
+      await alice.send(alice.userid, 'kept');
+      await alice.next(alice.inbox('message'));
+      await alice.publish('chat/history', { qid: 'snippet' });
+      const reply = await alice.next(alice.inbox('history'));
+      assert.deepEqual(reply.json.messages.map((m) => m.message), ['kept'], reply.text);
+      assert.equal(statSync(database).mode & 0o777, 0o600, 'the database is private to the broker');
     });
   });
 });

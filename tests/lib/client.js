@@ -341,6 +341,7 @@ export async function loggedIn(broker, username, opts = {}) {
   }
   c.userid = res.userid;
   c.username = username;
+  c.token = res.token; // anonymous mode: what another client id shows to join this user
   return c;
 }
 

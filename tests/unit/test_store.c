@@ -331,8 +331,14 @@ TEST_CASE(bad_history_requests_are_refused)
 	CHECK_STR("history", fake_field(&fb, "chat/inbox/c/error", "action"));
 	/* Not logged in. */
 	fake_clear(&fb);
-	preq(chat, "z", "chat/history", "{}");
+	preq(chat, "z", "chat/history", "{\"qid\":\"z1\"}");
 	CHECK_STR("not_logged_in", fake_field(&fb, "chat/inbox/z/error", "error"));
+	/* Errors of the checks every request goes through echo the qid too. */
+	CHECK_STR("z1", fake_field(&fb, "chat/inbox/z/error", "qid"));
+	fake_clear(&fb);
+	preq(chat, "a", "chat/history", "{\"sender\":\"20\",\"qid\":\"s1\"}");
+	CHECK_STR("sender_mismatch", fake_field(&fb, "chat/inbox/a/error", "error"));
+	CHECK_STR("s1", fake_field(&fb, "chat/inbox/a/error", "qid"));
 	/* More than STORE_QUERIES_PER_SESSION waiting at once. */
 	fake_clear(&fb);
 	for (int i = 0; i <= STORE_QUERIES_PER_SESSION; i++) {
