@@ -115,6 +115,7 @@ struct loaded {
 	bool clean; /* the last run shut down cleanly */
 	int64_t next[3], reserved[3];
 	struct row *users, *sessions, *rooms, *groups, *members;
+	struct row *cids; /* sender, cid, receiver, id, ts of messages of the last STATE_CID_MS */
 };
 
 struct store {
@@ -439,6 +440,24 @@ static bool read_rows(struct store *store, const char *sql, int texts, int nums,
 
 static const char *const counter_names[3] = { "user", "group", "message" };
 
+/*
+ * The cids of the messages accepted in the last STATE_CID_MS (by the chat's clock at the load),
+ * so that a resend across a restart is still recognised (docs/protocol.md §4.4).
+ */
+static bool read_recent_cids(struct store *store, struct loaded *ld)
+{
+	pthread_mutex_lock(&store->lock);
+	int64_t since = store->wall_ms - STATE_CID_MS;
+	pthread_mutex_unlock(&store->lock);
+	char sql[320];
+	snprintf(sql, sizeof sql,
+		"SELECT json_extract(body, '$.sender'), json_extract(body, '$.cid'), "
+		"json_extract(body, '$.receiver'), id, ts FROM messages WHERE ts >= %lld AND "
+		"json_extract(body, '$.cid') IS NOT NULL ORDER BY id",
+		(long long)since);
+	return read_rows(store, sql, 3, 2, false, &ld->cids);
+}
+
 static bool read_state(struct store *store, struct loaded *ld)
 {
 	sqlite3_stmt *st = NULL;
@@ -480,6 +499,7 @@ static bool read_state(struct store *store, struct loaded *ld)
 			2, 2, false, &ld->sessions) &&
 		read_rows(store, "SELECT clientid, filter, qos FROM session_rooms", 2, 1, false,
 			&ld->rooms) &&
+		read_recent_cids(store, ld) &&
 		read_rows(store, "SELECT id FROM groups ORDER BY rowid", 1, 0, false,
 			&ld->groups) &&
 		read_rows(store,
@@ -493,6 +513,7 @@ static void loaded_clear(struct loaded *ld)
 	rows_free(ld->users);
 	rows_free(ld->sessions);
 	rows_free(ld->rooms);
+	rows_free(ld->cids);
 	rows_free(ld->groups);
 	rows_free(ld->members);
 	*ld = (struct loaded){ 0 };
@@ -1511,6 +1532,23 @@ error:
 	return NULL;
 }
 
+/* The restored users remember the cids of their messages of the last minutes (§4.4). */
+static void remember_cids(struct chat *chat, const struct row *rows, int64_t now_ms)
+{
+	int64_t wall = chat->hooks.wall_ms(chat->hooks.ctx);
+	for (const struct row *r = rows; r != NULL; r = r->next) {
+		struct chat_user *user = r->s[0] != NULL ? state_user_find(chat, r->s[0]) : NULL;
+		if (user == NULL || r->s[1] == NULL || r->s[2] == NULL || r->num[0] <= 0 ||
+			strlen(r->s[1]) > STATE_CID_MAX || strlen(r->s[2]) >= CHAT_ID_BUF) {
+			continue; /* its sender is gone, or the row is not one the chat wrote */
+		}
+		char id[CHAT_ID_BUF];
+		ids_format_message((uint64_t)r->num[0], id);
+		(void)state_cid_add(user, r->s[1], id, r->num[1], r->s[2],
+			now_ms - (wall - r->num[1]));
+	}
+}
+
 /* Asks the worker to (re)load and waits for it. */
 static void load_now(struct chat *chat, bool reset)
 {
@@ -1583,6 +1621,9 @@ enum chat_err store_start(struct chat *chat, int64_t now_ms)
 		seed_from_clock(chat);
 	} else if (ld->reset) {
 		seed_from_clock(chat); /* ids of the database moved aside must not come back */
+	}
+	if (ld->ok && !ld->fresh) {
+		remember_cids(chat, ld->cids, now_ms);
 	}
 	if (ld->ok && ld->fresh && chat->config.state_file[0] != '\0') {
 		persist_import(chat, now_ms);

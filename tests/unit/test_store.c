@@ -513,6 +513,28 @@ TEST_CASE(a_repeated_cid_is_acknowledged_not_delivered)
 	chat_free(chat);
 }
 
+TEST_CASE(a_cid_is_remembered_across_a_restart)
+{
+	struct chat *chat = open_chat(NULL);
+	login(chat, "a", "alice", true);
+	login(chat, "b", "bob", true);
+	fake_clear(&fb);
+	preq(chat, "b", "chat/msg/10", "{\"message\":\"once\",\"cid\":\"r-1\"}");
+	char id[256];
+	snprintf(id, sizeof id, "%s", fake_field(&fb, "chat/inbox/b/sent", "id"));
+	CHECK_INT(CHAT_OK, chat_state_save(chat));
+	chat_free(chat);
+
+	chat = open_chat(NULL);
+	login(chat, "a", "alice", true);
+	login(chat, "b", "bob", true);
+	fake_clear(&fb);
+	preq(chat, "b", "chat/msg/10", "{\"message\":\"once\",\"cid\":\"r-1\"}");
+	CHECK_INT(0, fake_count(&fb, "chat/inbox/a/message"));
+	CHECK_STR(id, fake_field(&fb, "chat/inbox/b/sent", "id"));
+	chat_free(chat);
+}
+
 TEST_CASE(no_database_no_history)
 {
 	struct chat_config config;
