@@ -111,7 +111,8 @@ struct done {
 struct loaded {
 	bool ok;    /* the database is open */
 	bool fresh; /* it holds no state yet */
-	bool reset; /* it was unusable and is a new one now (moved aside) */
+	bool reset; /* ids it may have issued are unknown: it was moved aside, or was there
+	               without any state (an emptied file); counters start from the clock */
 	bool clean; /* the last run shut down cleanly */
 	int64_t next[3], reserved[3];
 	struct row *users, *sessions, *rooms, *groups, *members;
@@ -144,6 +145,7 @@ struct store {
 	/* The worker's; settings copied at start. */
 	sqlite3 *db;
 	char path[CHAT_PATH_MAX];
+	char why[256];    /* the last error of opening the database */
 	int64_t per_room; /* history_per_room; 0: no cap */
 	int64_t days;     /* history_days; 0: no cap */
 	int64_t next_prune_at;
@@ -316,13 +318,50 @@ static void close_db(struct store *store)
 	}
 }
 
-/* Opens the database and checks that it is one of ours; false leaves it closed. */
-static bool open_db(struct store *store, const char **why)
+/* What opening or reading the database came to. */
+enum db_state {
+	DB_OK,
+	DB_CORRUPT, /* not a database of ours (or damaged): moved aside, a new one made */
+	DB_FAILED,  /* usable perhaps, but not now (locked, full, read-only, I/O): left alone */
+};
+
+/*
+ * How to take the error SQLite reported last: a locked, full, read-only or unreadable file is
+ * left where it is (it may well be intact); anything else says the file is not a database of
+ * ours, or a damaged one.
+ */
+static enum db_state classify(struct store *store, const char **why)
+{
+	int rc = store->db != NULL ? sqlite3_errcode(store->db) & 0xff : SQLITE_CANTOPEN;
+	snprintf(store->why, sizeof store->why, "%s",
+		store->db != NULL ? sqlite3_errmsg(store->db) : "it cannot be opened");
+	*why = store->why;
+	switch (rc) {
+	case SQLITE_BUSY:
+	case SQLITE_LOCKED:
+	case SQLITE_FULL:
+	case SQLITE_READONLY:
+	case SQLITE_IOERR:
+	case SQLITE_CANTOPEN:
+	case SQLITE_PERM:
+	case SQLITE_NOMEM:
+	case SQLITE_AUTH:
+	case SQLITE_NOLFS:
+		return DB_FAILED;
+	default:
+		return DB_CORRUPT;
+	}
+}
+
+/* Opens the database and checks that it is one of ours; anything but DB_OK leaves it closed. */
+static enum db_state open_db(struct store *store, const char **why)
 {
 	char side[CHAT_PATH_MAX + 8];
-	*why = "it cannot be created";
 	if (!make_private(store->path)) {
-		return false;
+		snprintf(store->why, sizeof store->why, "it cannot be created: %s",
+			strerror(errno));
+		*why = store->why;
+		return DB_FAILED;
 	}
 	/* SQLite gives the -wal and -shm files the mode of the database; fix older ones. */
 	snprintf(side, sizeof side, "%s-wal", store->path);
@@ -331,38 +370,37 @@ static bool open_db(struct store *store, const char **why)
 	chmod(side, 0600);
 	if (sqlite3_open_v2(store->path, &store->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX,
 		    NULL) != SQLITE_OK) {
-		*why = "SQLite cannot open it";
+		enum db_state state = classify(store, why);
 		close_db(store);
-		return false;
+		return state;
 	}
 	sqlite3_busy_timeout(store->db, 5000);
+	enum db_state state = DB_OK;
 	sqlite3_stmt *st = NULL;
 	int version = -1;
-	*why = "it is not a SQLite database";
 	if (sqlite3_prepare_v2(store->db, "PRAGMA user_version", -1, &st, NULL) == SQLITE_OK &&
 		sqlite3_step(st) == SQLITE_ROW) {
 		version = sqlite3_column_int(st, 0);
 	}
+	/* Finished before anything else runs: an open statement would hold a transaction. */
 	sqlite3_finalize(st);
 	if (version < 0) {
-		close_db(store);
-		return false;
-	}
-	if (version != 0 && version != SCHEMA_VERSION) {
-		*why = "it has a schema this version does not know";
-		close_db(store);
-		return false;
-	}
-	/* WAL with synchronous NORMAL: a commit survives kill -9 of the broker (not power loss). */
-	if (!exec(store,
-		    "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; "
-		    "PRAGMA temp_store=MEMORY;") ||
+		state = classify(store, why);
+	} else if (version != 0 && version != SCHEMA_VERSION) {
+		/* A later release's database, perhaps: not ours to move. */
+		*why = "it has a schema version this release does not know";
+		state = DB_FAILED;
+	} else if (!exec(store,
+			   "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; "
+			   "PRAGMA temp_store=MEMORY;") ||
 		!exec(store, schema) || !exec(store, "PRAGMA user_version=1")) {
-		*why = "its tables cannot be read or created";
-		close_db(store);
-		return false;
+		/* WAL with synchronous NORMAL: a commit survives kill -9 (not power loss). */
+		state = classify(store, why);
 	}
-	return true;
+	if (state != DB_OK) {
+		close_db(store);
+	}
+	return state;
 }
 
 /* Moves the database and its -wal and -shm aside (PATH.corrupt-<time>). */
@@ -573,40 +611,53 @@ static void prune_rooms(struct store *store)
 	rows_free(over);
 }
 
-/* Opens the database and reads it; an unusable one is moved aside and a new one made. */
+/* Opens the database and reads it. */
+static enum db_state open_and_read(struct store *store, struct loaded *ld, const char **why)
+{
+	enum db_state state = open_db(store, why);
+	if (state == DB_OK && !read_state(store, ld)) {
+		state = classify(store, why);
+		close_db(store);
+	}
+	if (state != DB_OK) {
+		loaded_clear(ld);
+	}
+	return state;
+}
+
+/*
+ * Opens the database and reads it (`reset`: after moving it aside, since its records broke the
+ * rules). A damaged file or one that is not ours is moved aside and a new database made; one
+ * that cannot be used now (locked, disk full, read-only) is left as it is and this run keeps
+ * no history.
+ */
 static void load(struct store *store, bool reset)
 {
 	struct loaded *ld = &store->loaded;
 	loaded_clear(ld);
-	const char *why = "its tables cannot be read";
 	close_db(store);
 	if (reset) {
 		move_aside(store, "its records are inconsistent");
 	}
+	/* A file that is there may have held ids already, also when it is empty now. */
 	bool existed = access(store->path, F_OK) == 0;
-	if (open_db(store, &why) && read_state(store, ld)) {
-		ld->ok = true;
-		ld->reset = reset;
-		prune_rooms(store);
+	const char *why = NULL;
+	enum db_state state = open_and_read(store, ld, &why);
+	if (state == DB_CORRUPT && existed && !reset) {
+		move_aside(store, why);
+		reset = true;
+		state = open_and_read(store, ld, &why);
+	}
+	if (state != DB_OK) {
+		post_log(store, CHAT_LOG_ERR,
+			"chat: cannot use the database %s (%s); it is left as it is, and this run "
+			"keeps no history",
+			store->path, why);
 		return;
 	}
-	loaded_clear(ld);
-	close_db(store);
-	if (existed && !reset && strcmp(why, "it cannot be created") != 0) {
-		/* The file is there but is not a database of ours: keep it, start a new one. */
-		move_aside(store, why);
-		why = "its tables cannot be read";
-		if (open_db(store, &why) && read_state(store, ld)) {
-			ld->ok = true;
-			ld->reset = true;
-			return;
-		}
-		loaded_clear(ld);
-		close_db(store);
-	}
-	post_log(store, CHAT_LOG_ERR,
-		"chat: cannot use the database %s (%s: %s); running without history", store->path,
-		why, strerror(errno));
+	ld->ok = true;
+	ld->reset = reset || (existed && ld->fresh);
+	prune_rooms(store);
 }
 
 /* Prepared statements of a batch, made once per transaction. */

@@ -233,6 +233,51 @@ TEST_CASE(unusable_database_is_moved_aside)
 	chat_free(chat);
 }
 
+TEST_CASE(a_locked_database_is_left_alone)
+{
+	struct chat *chat = open_chat(NULL);
+	login(chat, "a", "alice", true);
+	CHECK_INT(CHAT_OK, chat_state_save(chat));
+	chat_free(chat);
+
+	/* Another program holds the database for longer than the store waits (5 s). */
+	sqlite3 *other = NULL;
+	CHECK_INT(SQLITE_OK, sqlite3_open(path, &other));
+	CHECK_INT(SQLITE_OK, sqlite3_exec(other, "BEGIN EXCLUSIVE", NULL, NULL, NULL));
+	chat = open_chat(NULL);
+	CHECK(strstr(fb.last_log, "it is left as it is") != NULL);
+	char cmd[300];
+	snprintf(cmd, sizeof cmd, "ls %s | grep -q corrupt", dir);
+	CHECK(system(cmd) != 0); /* not moved aside: it is intact */
+	login(chat, "b", "bob", true);
+	const char *id = fake_field(&fb, "chat/inbox/b/login-response", "userid");
+	CHECK(id != NULL && strlen(id) >= 16); /* no reservation: ids from the clock */
+	fake_clear(&fb);
+	preq(chat, "b", "chat/history", "{}");
+	CHECK_STR("history_unavailable", fake_field(&fb, "chat/inbox/b/error", "error"));
+	chat_free(chat);
+	sqlite3_exec(other, "COMMIT", NULL, NULL, NULL);
+	sqlite3_close(other);
+
+	/* Released: the next start has alice back. */
+	chat = open_chat(NULL);
+	struct chat_stats stats;
+	chat_get_stats(chat, &stats);
+	CHECK_INT(1, stats.users);
+	chat_free(chat);
+}
+
+TEST_CASE(an_emptied_database_does_not_reuse_ids)
+{
+	FILE *f = fopen(path, "w"); /* e.g. truncated to 0 bytes, or made by a failed start */
+	fclose(f);
+	struct chat *chat = open_chat(NULL);
+	login(chat, "a", "alice", true);
+	const char *id = fake_field(&fb, "chat/inbox/a/login-response", "userid");
+	CHECK(id != NULL && strlen(id) >= 16);
+	chat_free(chat);
+}
+
 TEST_CASE(history_pages_in_both_directions)
 {
 	struct chat *chat = open_chat(NULL);
