@@ -50,6 +50,11 @@ void state_changes_clear(struct chat *chat)
 	set_clear(&chat->changes.ids);
 }
 
+void state_note_unsaved(struct chat *chat, const char *id)
+{
+	(void)set_add(&chat->changes.unsaved, id);
+}
+
 void state_unsaved_clear(struct chat *chat)
 {
 	set_clear(&chat->changes.unsaved);

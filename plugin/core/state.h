@@ -415,6 +415,9 @@ void state_note_changed(struct chat *chat, const char *id);
 /* Forgets the changed ids (directory.c, after publishing them). The counter stays. */
 void state_changes_clear(struct chat *chat);
 
+/* Marks user or group `id` to be written by the store again (a commit of it failed). */
+void state_note_unsaved(struct chat *chat, const char *id);
+
 /* Forgets the unsaved ids (store.c, after handing them to its worker). */
 void state_unsaved_clear(struct chat *chat);
 

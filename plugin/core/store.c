@@ -91,6 +91,8 @@ enum done_kind {
 	DONE_LOG,       /* a log line */
 	DONE_COMMITTED, /* a batch is committed: num[0..2] reserved counters */
 	DONE_LOADED,    /* the state is read: rows */
+	DONE_UNSAVED,   /* a commit failed: rows of user and group ids to write again; num[0]
+	                   non-zero when the counters must be reserved again */
 };
 
 struct done {
@@ -139,11 +141,13 @@ struct store {
 	size_t pending_messages;
 	int64_t next_batch_at;
 	uint64_t requested[3]; /* reservations asked for, per counter */
+	bool reserve_again;    /* a batch with a reservation failed: ask for one again */
 	bool overloaded;       /* a message was not kept: logged once until the queue drains */
 	bool stopped;
 
 	/* The worker's; settings copied at start. */
 	sqlite3 *db;
+	struct op *retry, **retry_tail; /* messages of failed commits, committed with the next */
 	char path[CHAT_PATH_MAX];
 	char why[256];    /* the last error of opening the database */
 	int64_t per_room; /* history_per_room; 0: no cap */
@@ -808,8 +812,11 @@ static bool apply(struct store *store, sqlite3_stmt **st, const struct op *op)
 	return true;
 }
 
-/* Commits every record and message op of `ops` as one transaction; queries are skipped. */
-static void commit_batch(struct store *store, struct op *ops)
+/*
+ * Commits every record and message op of `ops` as one transaction; queries are skipped. False
+ * when it failed (rolled back, logged once until a commit succeeds again).
+ */
+static bool commit_batch(struct store *store, struct op *ops)
 {
 	bool any = false;
 	const struct op *counters = NULL;
@@ -822,7 +829,7 @@ static void commit_batch(struct store *store, struct op *ops)
 		}
 	}
 	if (!any || store->db == NULL) {
-		return;
+		return true;
 	}
 	sqlite3_stmt *st[ST_COUNT] = { 0 };
 	bool ok = exec(store, "BEGIN IMMEDIATE");
@@ -842,8 +849,8 @@ static void commit_batch(struct store *store, struct op *ops)
 		sqlite3_finalize(st[i]);
 	}
 	ok = ok && exec(store, "COMMIT");
-	if (!ok) {
-		exec(store, "ROLLBACK");
+	if (!ok && !sqlite3_get_autocommit(store->db)) {
+		(void)sqlite3_exec(store->db, "ROLLBACK", NULL, NULL, NULL);
 	}
 	pthread_mutex_lock(&store->lock);
 	bool was_failing = store->failing;
@@ -865,6 +872,49 @@ static void commit_batch(struct store *store, struct op *ops)
 			memcpy(d->num, &counters->num[3], 3 * sizeof d->num[0]);
 			post(store, d);
 		}
+	}
+	return ok;
+}
+
+/*
+ * After a failed commit nothing of it is lost: its messages are kept to be committed with the
+ * next batch (the worker's retry list; they still count in the queue, which bounds them), and
+ * the broker thread is told which users and groups to write again (it writes them as they are
+ * then) and that the counters' reservation must be asked for again.
+ */
+static void keep_failed(struct store *store, struct op **ops)
+{
+	struct done *d = calloc(1, sizeof *d);
+	struct row **rows = d != NULL ? &d->rows : NULL;
+	struct op **p = ops;
+	while (*p != NULL) {
+		struct op *op = *p;
+		if (op->kind == OP_MESSAGE) {
+			*p = op->next; /* moved to the retry list, in order */
+			op->next = NULL;
+			*store->retry_tail = op;
+			store->retry_tail = &op->next;
+			continue;
+		}
+		bool record = op->kind == OP_USER_PUT || op->kind == OP_USER_DEL ||
+			op->kind == OP_GROUP_PUT || op->kind == OP_GROUP_DEL;
+		if (d != NULL && record) {
+			struct row *row = calloc(1, sizeof *row);
+			if (row != NULL && (row->s[0] = strdup(op->s[0])) != NULL) {
+				*rows = row;
+				rows = &row->next;
+			} else {
+				free(row);
+			}
+		}
+		if (d != NULL && op->kind == OP_COUNTERS) {
+			d->num[0] = 1;
+		}
+		p = &op->next;
+	}
+	if (d != NULL) {
+		d->kind = DONE_UNSAVED;
+		post(store, d);
 	}
 }
 
@@ -986,7 +1036,11 @@ static void answer(struct store *store, struct query *q)
 	int64_t limit = q->limit + 1; /* one more tells whether the direction is complete */
 	bool newest_first = false;
 	const char *sql;
-	if (store->db == NULL) {
+	pthread_mutex_lock(&store->lock);
+	bool failing = store->failing;
+	pthread_mutex_unlock(&store->lock);
+	if (store->db == NULL || failing) {
+		/* While commits fail, what is in the database is not what was delivered. */
 		err = true;
 	} else if (q->gone_peer && !has_conversation(store, q)) {
 		/* Not a user now, and never one this requester wrote with (§4.11). */
@@ -1064,6 +1118,7 @@ static void answer(struct store *store, struct query *q)
 		d->rows = NULL;
 		d->err = CHAT_ERR_HISTORY_UNAVAILABLE;
 		d->text = strdup(store->db == NULL ? "the chat has no usable database"
+				: failing          ? "the chat's database is failing; try later"
 						   : "the database could not answer");
 	}
 	post(store, d);
@@ -1074,16 +1129,30 @@ static void *worker(void *arg)
 	struct store *store = arg;
 	for (;;) {
 		pthread_mutex_lock(&store->lock);
-		while (store->work == NULL && !store->stopping) {
+		while (store->work == NULL && !store->stopping && store->retry == NULL) {
 			pthread_cond_wait(&store->work_ready, &store->lock);
+		}
+		if (store->work == NULL && !store->stopping) {
+			/* Only failed messages wait: try them again in a second. */
+			struct timespec until;
+			clock_gettime(CLOCK_REALTIME, &until);
+			until.tv_sec += 1;
+			(void)pthread_cond_timedwait(&store->work_ready, &store->lock, &until);
 		}
 		struct op *ops = store->work;
 		store->work = NULL;
 		store->work_tail = &store->work;
 		bool stopping = store->stopping;
 		pthread_mutex_unlock(&store->lock);
-		if (ops == NULL && stopping) {
+		if (ops == NULL && stopping && store->retry == NULL) {
 			break;
+		}
+		if (store->retry != NULL) {
+			/* The messages of a failed commit go first, in their order. */
+			*store->retry_tail = ops;
+			ops = store->retry;
+			store->retry = NULL;
+			store->retry_tail = &store->retry;
 		}
 
 		size_t messages = 0, queries = 0;
@@ -1102,8 +1171,30 @@ static void *worker(void *arg)
 				post(store, d);
 			}
 		}
-		commit_batch(store, ops);
-		prune_by_age(store);
+		if (!commit_batch(store, ops)) {
+			keep_failed(store, &ops);
+			if (stopping) {
+				/* A clean stop cannot wait for the disk for ever: say what is lost. */
+				size_t lost = 0;
+				for (struct op *m = store->retry; m != NULL; m = m->next) {
+					lost++;
+				}
+				if (lost > 0) {
+					post_log(store, CHAT_LOG_ERR,
+						"chat: %zu messages could not be written to the database "
+						"before the stop",
+						lost);
+				}
+				while (store->retry != NULL) {
+					struct op *m = store->retry;
+					store->retry = m->next;
+					op_free(m);
+				}
+				store->retry_tail = &store->retry;
+			}
+		} else {
+			prune_by_age(store);
+		}
 		struct op *op = ops;
 		while (op != NULL) {
 			struct op *next = op->next;
@@ -1318,7 +1409,9 @@ static void hand_over(struct chat *chat, bool force_counters, bool clean)
 			break;
 		}
 	}
-	struct op *counters = ok ? counters_op(chat, force_counters, clean) : NULL;
+	struct op *counters =
+		ok ? counters_op(chat, force_counters || store->reserve_again, clean) : NULL;
+	store->reserve_again = store->reserve_again && counters == NULL;
 	if (counters != NULL) {
 		*tail = counters;
 		tail = &counters->next;
@@ -1408,6 +1501,12 @@ static void take_completions(struct chat *chat, struct done *d)
 			cJSON_Delete(doc);
 			break;
 		}
+		case DONE_UNSAVED:
+			for (const struct row *r = d->rows; r != NULL; r = r->next) {
+				state_note_unsaved(chat, r->s[0]);
+			}
+			chat->store->reserve_again = chat->store->reserve_again || d->num[0] != 0;
+			break;
 		case DONE_LOADED:
 			break;
 		}
@@ -1644,6 +1743,7 @@ enum chat_err store_start(struct chat *chat, int64_t now_ms)
 	store->work_tail = &store->work;
 	store->done_tail = &store->done;
 	store->pending_tail = &store->pending;
+	store->retry_tail = &store->retry;
 	snprintf(store->path, sizeof store->path, "%s", chat->config.database);
 	store->per_room = chat->config.history_per_room;
 	store->days = chat->config.history_days;

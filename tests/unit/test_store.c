@@ -267,6 +267,44 @@ TEST_CASE(a_locked_database_is_left_alone)
 	chat_free(chat);
 }
 
+TEST_CASE(a_failed_commit_loses_nothing)
+{
+	struct chat *chat = open_chat(NULL);
+	login(chat, "a", "alice", true);
+	/* Another program holds the database longer than a commit waits (5 s) ... */
+	sqlite3 *other = NULL;
+	CHECK_INT(SQLITE_OK, sqlite3_open(path, &other));
+	CHECK_INT(SQLITE_OK, sqlite3_exec(other, "BEGIN EXCLUSIVE", NULL, NULL, NULL));
+	login(chat, "b", "bob", true);
+	preq(chat, "a", "chat/group/create", "{\"member\":{\"20\":\"bob\"}}");
+	send_numbered(chat, "b", "11", 1, 1, "a");
+	/* ... so that the batch with bob, the group and m1 fails (the store says so) ... */
+	for (int i = 0; i < 800 && strstr(fb.last_log, "could not write") == NULL; i++) {
+		tick_once(chat);
+	}
+	CHECK(strstr(fb.last_log, "could not write") != NULL);
+	CHECK_STR("error:history_unavailable", history(chat, "a", "{\"room\":\"11\"}", NULL));
+	/* ... and once it is free again, the next commits write all of it. */
+	sqlite3_exec(other, "COMMIT", NULL, NULL, NULL);
+	sqlite3_close(other);
+	for (int i = 0; i < 800 && strstr(fb.last_log, "written again") == NULL; i++) {
+		tick_once(chat);
+	}
+	CHECK(strstr(fb.last_log, "written again") != NULL);
+	CHECK_STR("m1", history(chat, "a", "{\"room\":\"11\"}", NULL));
+	CHECK_INT(CHAT_OK, chat_state_save(chat));
+	chat_free(chat);
+
+	chat = open_chat(NULL);
+	struct chat_stats stats;
+	chat_get_stats(chat, &stats);
+	CHECK_INT(2, stats.users);
+	CHECK_INT(1, stats.groups);
+	login(chat, "a", "alice", true);
+	CHECK_STR("m1", history(chat, "a", "{\"room\":\"11\"}", NULL));
+	chat_free(chat);
+}
+
 TEST_CASE(an_emptied_database_does_not_reuse_ids)
 {
 	FILE *f = fopen(path, "w"); /* e.g. truncated to 0 bytes, or made by a failed start */
