@@ -28,6 +28,8 @@
 
 /* The schema; user_version says which one a database file has. */
 #define SCHEMA_VERSION 1
+/* History queries the worker answers between two commits. */
+#define QUERIES_PER_PASS 32
 /* Pruning by age runs this often (ms). */
 #define PRUNE_INTERVAL_MS 60000
 
@@ -1016,6 +1018,77 @@ static bool has_conversation(struct store *store, const struct query *q)
 	return found;
 }
 
+static int row_by_id(const void *a, const void *b)
+{
+	const struct row *x = *(const struct row *const *)a, *y = *(const struct row *const *)b;
+	return x->num[0] < y->num[0] ? -1 : x->num[0] > y->num[0];
+}
+
+/*
+ * Catch-up: the oldest `limit` visible messages after the cursor over every room of the
+ * requester (the temporary table q). Each room gives at most `limit` of its own through its
+ * index, and those are merged by id, so the cost follows the requester's rooms and the page,
+ * never the size of the whole table. Returns how many rows *out holds.
+ */
+static int catch_up(struct store *store, const struct query *q, int64_t limit, struct row **out,
+	bool *err)
+{
+	struct row *rooms = NULL, *found = NULL, **tail = &found;
+	sqlite3_stmt *st = NULL;
+	int n = 0;
+	*err = !read_rows(store, "SELECT room, since FROM q", 1, 1, false, &rooms) ||
+		sqlite3_prepare_v2(store->db,
+			"SELECT body, id FROM messages WHERE room = ?1 AND id > ?2 AND id >= ?3 AND "
+			"ts >= ?4 ORDER BY id LIMIT ?5",
+			-1, &st, NULL) != SQLITE_OK;
+	for (const struct row *r = rooms; !*err && r != NULL; r = r->next) {
+		int64_t nums[4] = { (int64_t)q->after, r->num[0], q->min_ts, limit };
+		sqlite3_reset(st);
+		sqlite3_bind_text(st, 1, r->s[0], -1, SQLITE_STATIC);
+		for (int i = 0; i < 4; i++) {
+			sqlite3_bind_int64(st, 2 + i, nums[i]);
+		}
+		int rc;
+		while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+			struct row *row = calloc(1, sizeof *row);
+			if (row == NULL || (row->s[0] = column_text(st, 0)) == NULL) {
+				free(row);
+				*err = true;
+				break;
+			}
+			row->num[0] = sqlite3_column_int64(st, 1);
+			*tail = row;
+			tail = &row->next;
+			n++;
+		}
+		*err = *err || rc != SQLITE_DONE;
+	}
+	sqlite3_finalize(st);
+	rows_free(rooms);
+	struct row **all = *err || n == 0 ? NULL : calloc((size_t)n, sizeof *all);
+	if (all == NULL) {
+		rows_free(found);
+		*err = *err || n > 0;
+		return 0;
+	}
+	int i = 0;
+	for (struct row *r = found; r != NULL; r = r->next) {
+		all[i++] = r;
+	}
+	qsort(all, (size_t)n, sizeof *all, row_by_id);
+	int keep = n < limit ? n : (int)limit;
+	for (i = 0; i < n; i++) {
+		all[i]->next = i + 1 < keep ? all[i + 1] : NULL;
+		if (i >= keep) {
+			all[i]->next = NULL;
+			rows_free(all[i]);
+		}
+	}
+	*out = all[0];
+	free(all);
+	return n < limit ? n : (int)limit;
+}
+
 /* Runs a history query; the reply carries the message texts, oldest first. */
 static void answer(struct store *store, struct query *q)
 {
@@ -1076,17 +1149,7 @@ static void answer(struct store *store, struct query *q)
 	} else if (!fill_rooms(store, q)) {
 		err = true;
 	} else if (q->after != 0) {
-		/* Catch-up: the oldest `limit` visible messages after the cursor, in every room. */
-		sql = "SELECT m.body FROM q JOIN messages m ON m.room = q.room AND m.id >= q.since "
-		      "AND m.id > ?1 WHERE m.ts >= ?2 ORDER BY m.id LIMIT ?3";
-		int64_t nums[3] = { (int64_t)q->after, q->min_ts, limit };
-		err = sqlite3_prepare_v2(store->db, sql, -1, &st, NULL) != SQLITE_OK;
-		if (!err) {
-			for (int i = 0; i < 3; i++) {
-				sqlite3_bind_int64(st, 1 + i, nums[i]);
-			}
-			n = collect(st, &tail, &err);
-		}
+		n = catch_up(store, q, limit, &d->rows, &err);
 	} else {
 		/* Summary: the newest visible message of each room, newest first. */
 		sql = "SELECT m.body FROM (SELECT (SELECT max(id) FROM messages WHERE room = q.room "
@@ -1195,14 +1258,29 @@ static void *worker(void *arg)
 		} else {
 			prune_by_age(store);
 		}
+		/*
+		 * At most QUERIES_PER_PASS queries are answered before the next batch is committed:
+		 * the others wait at the front of the queue, so a storm of history requests delays
+		 * other answers a little, never the commits.
+		 */
+		struct op *deferred = NULL, **deferred_tail = &deferred;
 		struct op *op = ops;
 		while (op != NULL) {
 			struct op *next = op->next;
+			if (op->kind == OP_QUERY && queries == QUERIES_PER_PASS) {
+				op->next = NULL;
+				*deferred_tail = op;
+				deferred_tail = &op->next;
+				op = next;
+				continue;
+			}
 			if (op->kind == OP_MESSAGE) {
 				messages++;
 			} else if (op->kind == OP_QUERY) {
 				queries++;
-				answer(store, op->query);
+				if (!stopping) { /* at a stop nobody can be answered any more */
+					answer(store, op->query);
+				}
 			}
 			op_free(op);
 			op = next;
@@ -1210,6 +1288,13 @@ static void *worker(void *arg)
 		pthread_mutex_lock(&store->lock);
 		store->queued_messages -= messages;
 		store->queued_queries -= queries;
+		if (deferred != NULL) {
+			*deferred_tail = store->work;
+			if (store->work == NULL) {
+				store->work_tail = deferred_tail;
+			}
+			store->work = deferred;
+		}
 		pthread_mutex_unlock(&store->lock);
 	}
 	if (store->db != NULL) {
