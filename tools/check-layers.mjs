@@ -18,7 +18,7 @@ const LAYERS = [
   ['chat_types', 'chat_error', 'chat_config', 'log', 'validate', 'names', 'tokens', 'ids', 'topics'],
   ['state'],
   ['codec', 'outbox'],
-  ['directory', 'persist', 'store', 'budget', 'rooms'],
+  ['directory', 'persist', 'budget', 'store', 'rooms'],
   ['chat', 'requests', 'acl'],
 ];
 

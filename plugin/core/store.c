@@ -20,6 +20,7 @@
 
 #include <sqlite3.h>
 
+#include "budget.h"
 #include "codec.h"
 #include "log.h"
 #include "outbox.h"
@@ -101,6 +102,7 @@ struct done {
 	struct done *next;
 	enum done_kind kind;
 	char *clientid;
+	char *userid; /* DONE_REPLY: the user who asked */
 	char *room;
 	char *qid;
 	enum chat_err err; /* DONE_REPLY: CHAT_OK or the error to answer */
@@ -211,6 +213,7 @@ static void op_free(struct op *op)
 static void done_free(struct done *d)
 {
 	free(d->clientid);
+	free(d->userid);
 	free(d->room);
 	free(d->qid);
 	free(d->text);
@@ -1098,6 +1101,7 @@ static void answer(struct store *store, struct query *q)
 	}
 	d->kind = DONE_REPLY;
 	d->clientid = q->clientid;
+	d->userid = strdup(q->userid); /* the query goes on using its own */
 	d->room = q->room;
 	d->qid = q->qid;
 	q->clientid = q->room = q->qid = NULL;
@@ -1538,7 +1542,58 @@ static cJSON *history_doc(const struct done *d)
 	return doc;
 }
 
-static void take_completions(struct chat *chat, struct done *d)
+/*
+ * Delivers a finished query's answer to the session that asked, if it is still that user's. A
+ * reply costs its bytes from the user's delivery budget like a message (budget.h), or one user
+ * could make the broker queue gigabytes of history for a session that never reads.
+ */
+static void deliver_reply(struct chat *chat, struct done *d, int64_t now_ms)
+{
+	struct chat_session *session = state_session_find(chat, d->clientid);
+	if (session == NULL) {
+		return; /* the session is gone: nobody to answer */
+	}
+	if (session->history_waiting > 0) {
+		session->history_waiting--;
+	}
+	if (session->user == NULL || strcmp(session->user->id, d->userid) != 0) {
+		return; /* the session ended, and may be another user's by now */
+	}
+	cJSON *doc = d->err == CHAT_OK ? history_doc(d) : NULL;
+	size_t len = 0;
+	char *text = doc != NULL ? codec_render(doc, &len) : NULL;
+	cJSON_Delete(doc);
+	char detail[320];
+	if (text != NULL &&
+		!budget_charge(chat, session->user, len, now_ms, detail, sizeof detail)) {
+		codec_free(text);
+		text = NULL;
+		d->err = CHAT_ERR_RATE_LIMITED;
+		free(d->text);
+		d->text = strdup(detail);
+	}
+	if (d->err != CHAT_OK) {
+		doc = codec_error_qid("history", chat_err_str(d->err),
+			d->text != NULL ? d->text : chat_err_str(d->err), d->qid);
+		text = doc != NULL ? codec_render(doc, &len) : NULL;
+		cJSON_Delete(doc);
+	}
+	/*
+	 * Delivered like any inbox delivery, not as a reply by client id: with bind_mqtt_username
+	 * another MQTT user may hold the client id by now, and the READ check then keeps the
+	 * user's history from it (outbox.h).
+	 */
+	enum chat_err rc = text != NULL
+		? outbox_deliver(chat, session, d->err == CHAT_OK ? "history" : "error", text, len)
+		: CHAT_ERR_INTERNAL;
+	codec_free(text);
+	if (rc != CHAT_OK) {
+		log_printf(&chat->hooks, CHAT_LOG_ERR,
+			"chat: could not answer a history request of %s", d->clientid);
+	}
+}
+
+static void take_completions(struct chat *chat, struct done *d, int64_t now_ms)
 {
 	while (d != NULL) {
 		struct done *next = d->next;
@@ -1554,38 +1609,9 @@ static void take_completions(struct chat *chat, struct done *d)
 				}
 			}
 			break;
-		case DONE_REPLY: {
-			struct chat_session *session = state_session_find(chat, d->clientid);
-			if (session == NULL) {
-				break; /* the session is gone: nobody to answer */
-			}
-			if (session->history_waiting > 0) {
-				session->history_waiting--;
-			}
-			cJSON *doc = d->err == CHAT_OK
-				? history_doc(d)
-				: codec_error_qid("history", chat_err_str(d->err),
-					  d->text != NULL ? d->text : chat_err_str(d->err), d->qid);
-			/*
-			 * Delivered like any inbox delivery, not as a reply by client id: with
-			 * bind_mqtt_username another MQTT user may hold the client id by now, and the
-			 * READ check then keeps the user's history from it (outbox.h).
-			 */
-			size_t len = 0;
-			char *text = doc != NULL ? codec_render(doc, &len) : NULL;
-			enum chat_err rc = text != NULL
-				? outbox_deliver(chat, session,
-					  d->err == CHAT_OK ? "history" : "error", text, len)
-				: CHAT_ERR_INTERNAL;
-			codec_free(text);
-			if (rc != CHAT_OK) {
-				log_printf(&chat->hooks, CHAT_LOG_ERR,
-					"chat: could not answer a history request of %s",
-					d->clientid);
-			}
-			cJSON_Delete(doc);
+		case DONE_REPLY:
+			deliver_reply(chat, d, now_ms);
 			break;
-		}
 		case DONE_UNSAVED:
 			for (const struct row *r = d->rows; r != NULL; r = r->next) {
 				state_note_unsaved(chat, r->s[0]);
@@ -1626,7 +1652,7 @@ static void wait_for(struct chat *chat, enum done_kind kind)
 		for (struct done *p = d; p != NULL; p = p->next) {
 			found = found || p->kind == kind;
 		}
-		take_completions(chat, d);
+		take_completions(chat, d, 0);
 		if (found) {
 			return;
 		}
@@ -1907,7 +1933,7 @@ void store_tick(struct chat *chat, int64_t now_ms)
 	if (store == NULL || store->stopped) {
 		return;
 	}
-	take_completions(chat, take_done(store));
+	take_completions(chat, take_done(store), now_ms);
 	if (now_ms < store->next_batch_at) {
 		return;
 	}
@@ -1934,7 +1960,7 @@ void store_stop(struct chat *chat)
 	pthread_mutex_unlock(&store->lock);
 	pthread_join(store->thread, NULL);
 	store->stopped = true;
-	take_completions(chat, take_done(store));
+	take_completions(chat, take_done(store), 0); /* log lines; no answers at a stop */
 	ops_free(store->pending);
 	ops_free(store->work);
 	pthread_mutex_destroy(&store->lock);
