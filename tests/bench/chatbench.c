@@ -218,6 +218,16 @@ static void raise_nofile(uint64_t want)
 /* ============================================================================================ */
 
 #define MAX_PHASES 16
+#define MAX_SIDES 4
+
+/* fanout --side NAME:KIND:PORT:PID[:room]: one broker of the comparison. */
+struct side_spec {
+	char name[24];
+	enum side_kind kind;
+	uint16_t port;
+	int pid;
+	bool room; /* plugin: members also subscribe chat/room/<gid> (DESIGN.md §11) */
+};
 
 struct options {
 	uint16_t port[2];
@@ -232,6 +242,8 @@ struct options {
 	uint64_t rss_limit_kb;
 	int side;    /* storm, memory: which broker */
 	bool strict; /* smoke: an incomplete storm is a failure */
+	struct side_spec specs[MAX_SIDES];
+	size_t nspecs;
 };
 
 static struct options opt = {
@@ -269,8 +281,8 @@ struct client {
 	uint64_t *seen;
 	char clientid[16];
 	char username[16];
-	char uid[16];
-	char gid[16];
+	char uid[24];
+	char gid[24];
 };
 
 struct slot {
@@ -286,12 +298,14 @@ struct group {
 	struct slot *slots;
 	uint32_t nslots;
 	uint32_t announced; /* members that received new_group */
-	char gid[16];
+	char gid[24];
 	char topic[40]; /* plain: the group's topic; plugin: chat/msg/<gid> */
 };
 
 struct side {
 	enum side_kind kind;
+	char name[24]; /* in RESULT lines: plugin, plain, room, db, ... */
+	bool room;     /* plugin: group messages arrive on chat/room/<gid> */
 	uint16_t port;
 	int pid;
 	struct client *clients;
@@ -309,7 +323,8 @@ struct side {
 };
 
 static struct loop L;
-static struct side sides[2];
+static struct side sides[MAX_SIDES];
+static size_t nsides;
 static struct client **by_tag; /* conn->tag -> client */
 static uint32_t ntags;
 static bool closing;
@@ -474,7 +489,8 @@ static void send_next(struct side *s, struct group *g, uint32_t si)
 	struct client *cl = &s->clients[g->first + m];
 	sl->seq = ++g->seq;
 	sl->sender = m;
-	sl->remaining = g->members - 1;
+	/* On a room topic the sender's session gets its own message back (DESIGN.md §11). */
+	sl->remaining = g->members - (s->room ? 0u : 1u);
 	sl->busy = true;
 	memset(sl->seen, 0, ((g->members + 63) / 64) * sizeof *sl->seen);
 	g->inflight++;
@@ -546,7 +562,7 @@ static void fanout_message(struct client *cl, const struct mqtt_publish *pub)
 			cl->clientid, gi, seq);
 		return;
 	}
-	if (cl->member == sl->sender) {
+	if (cl->member == sl->sender && !s->room) {
 		fail("client %s received its own message", cl->clientid);
 		return;
 	}
@@ -556,6 +572,7 @@ static void fanout_message(struct client *cl, const struct mqtt_publish *pub)
 		return;
 	}
 	sl->seen[cl->member / 64] |= bit;
+	bool echo = cl->member == sl->sender; /* room topics only: not counted as a delivery */
 	/* The sender named in the delivery is the member that sent it. */
 	const struct client *sender = &s->clients[g->first + sl->sender];
 	size_t ulen = strlen(sender->uid);
@@ -565,8 +582,10 @@ static void fanout_message(struct client *cl, const struct mqtt_publish *pub)
 			(const char *)d);
 		return;
 	}
-	s->deliveries++;
-	if (s->recording) {
+	if (!echo) {
+		s->deliveries++;
+	}
+	if (!echo && s->recording) {
 		s->window_deliveries++;
 		lat_push(s, L.now > t ? L.now - t : 0);
 	}
@@ -598,6 +617,13 @@ static void subscribe(struct client *cl, const char *filter, uint8_t options)
 {
 	mqtt_subscribe(&L, cl->conn, filter, options);
 	cl->pending_subacks++;
+}
+
+static void room_subscribe(struct client *cl, uint8_t qos)
+{
+	char filter[48];
+	snprintf(filter, sizeof filter, "chat/room/%s", cl->gid);
+	subscribe(cl, filter, qos);
 }
 
 static void subscribe_inbox(struct client *cl, uint8_t qos)
@@ -753,7 +779,7 @@ static void handle_login_response(struct client *cl, const struct mqtt_publish *
 			(const char *)pub->data);
 		return;
 	}
-	char uid[16];
+	char uid[24];
 	if (!json_string(pub->data, pub->len, "userid", uid, sizeof uid) || uid[0] == '\0' ||
 		uid[strlen(uid) - 1] != '0') {
 		fail("client %s: login-response without a user id: %.*s", cl->clientid,
@@ -773,7 +799,7 @@ static void handle_login_response(struct client *cl, const struct mqtt_publish *
 static void handle_new_group(struct client *cl, const struct mqtt_publish *pub)
 {
 	struct side *s = cl->side;
-	char gid[16];
+	char gid[24];
 	if (!json_string(pub->data, pub->len, "groupid", gid, sizeof gid)) {
 		fail("client %s: new_group without a groupid", cl->clientid);
 		return;
@@ -807,6 +833,9 @@ static void handle_new_group(struct client *cl, const struct mqtt_publish *pub)
 	}
 	cl->has_group = true;
 	memcpy(cl->gid, gid, sizeof gid);
+	if (s->room && workload == W_FANOUT) {
+		room_subscribe(cl, s->qos);
+	}
 	g->announced++;
 	n_new_group++;
 }
@@ -863,17 +892,22 @@ static void handle_user_record(struct client *cl, const struct mqtt_publish *pub
 	if (pub->total == 0) {
 		return;
 	}
+	/*
+	 * User ids come from the clock (or the database's counter), so the record is matched to a
+	 * bench client by its username, u<index>.
+	 */
 	bool ok = true;
-	uint64_t uid = parse_dec(pub->topic + 11, pub->topic_len - 11, &ok);
-	if (!ok || uid % 10 != 0 || uid / 10 == 0 || uid / 10 > cl->side->nclients) {
-		fail("client %s: a record of an unexpected user %.*s", cl->clientid,
-			(int)pub->topic_len, pub->topic);
+	char name[24];
+	uint64_t k = 0;
+	if (!json_string(pub->data, pub->len, "username", name, sizeof name) || name[0] != 'u' ||
+		(k = parse_dec(name + 1, strlen(name + 1), &ok), !ok) || k >= cl->side->nclients) {
+		fail("client %s: a record of an unexpected user %.*s: %.*s", cl->clientid,
+			(int)pub->topic_len, pub->topic, (int)pub->len, (const char *)pub->data);
 		return;
 	}
 	if (memmem(pub->data, pub->len, "\"online\":true", 13) == NULL) {
 		return;
 	}
-	uint64_t k = uid / 10 - 1;
 	if (!(cl->seen[k / 64] & (1ull << (k % 64)))) {
 		cl->seen[k / 64] |= 1ull << (k % 64);
 		if (++cl->seen_count == cl->side->nclients) {
@@ -917,11 +951,24 @@ static void on_publish(struct loop *loop, struct conn *conn, const struct mqtt_p
 			pub->topic);
 		return;
 	}
+	if (pub->topic_len > 10 && memcmp(pub->topic, "chat/room/", 10) == 0) {
+		if (s->room && cl->has_group && pub->topic_len == 10 + strlen(cl->gid) &&
+			memcmp(pub->topic + 10, cl->gid, pub->topic_len - 10) == 0) {
+			fanout_message(cl, pub);
+			return;
+		}
+		fail("client %s: a delivery on a room topic it did not subscribe to: %.*s",
+			cl->clientid, (int)pub->topic_len, pub->topic);
+		return;
+	}
 	size_t klen = 0;
 	const char *kind = inbox_kind(cl, pub, &klen);
 	if (kind == NULL) {
 		fail("client %s: a delivery on someone else's topic %.*s", cl->clientid,
 			(int)pub->topic_len, pub->topic);
+	} else if (kind_is(kind, klen, "message") && workload == W_FANOUT && s->room) {
+		fail("client %s: an inbox copy although its session reads the room topic",
+			cl->clientid);
 	} else if (kind_is(kind, klen, "message") && workload == W_FANOUT) {
 		fanout_message(cl, pub);
 	} else if (kind_is(kind, klen, "login-response")) {
@@ -948,7 +995,7 @@ static void on_closed(struct loop *loop, struct conn *conn, const char *why)
 	}
 	struct client *cl = client_of(conn);
 	fail("client %s (%s): connection lost: %s", cl != NULL ? cl->clientid : "?",
-		cl != NULL ? side_names[cl->side->kind] : "?", why);
+		cl != NULL ? cl->side->name : "?", why);
 }
 
 /* ============================================================================================ */
@@ -1022,6 +1069,7 @@ static void init_side(struct side *s, enum side_kind kind, uint32_t users, uint3
 	s->kind = kind;
 	s->port = opt.port[kind];
 	s->pid = opt.pid[kind];
+	snprintf(s->name, sizeof s->name, "%s", side_names[kind]);
 	s->nclients = users;
 	s->clients = calloc(users, sizeof *s->clients);
 	s->ngroups = members > 0 ? users / members : 0;
@@ -1073,7 +1121,7 @@ static bool fanout_setup(struct side *s)
 {
 	uint64_t t0 = now_ns();
 	s->qos = (uint8_t)opt.phase_qos[0];
-	uint64_t logins = n_login, subacks = n_suback + s->nclients;
+	uint64_t logins = n_login, subacks = n_suback + s->nclients * (s->room ? 2u : 1u);
 	if (!connect_side(s, 64, 60)) {
 		return false;
 	}
@@ -1110,7 +1158,7 @@ static bool fanout_setup(struct side *s)
 	if (!wait_for(&n_suback, subacks, 60, "SUBACKs")) {
 		return false;
 	}
-	progress("%s: %u clients connected%s in %.2f s", side_names[s->kind], s->nclients,
+	progress("%s: %u clients connected%s in %.2f s", s->name, s->nclients,
 		s->kind == PLUGIN ? ", logged in and grouped" : " and subscribed",
 		seconds(now_ns() - t0));
 	return true;
@@ -1123,6 +1171,10 @@ static bool resubscribe(struct side *s, uint8_t qos)
 		struct client *cl = &s->clients[i];
 		if (s->kind == PLUGIN) {
 			subscribe_inbox(cl, qos);
+			if (s->room) {
+				room_subscribe(cl, qos);
+				target++;
+			}
 		} else {
 			subscribe(cl, s->groups[cl->group].topic,
 				(uint8_t)(qos | MQTT_SUB_NO_LOCAL));
@@ -1205,7 +1257,7 @@ static bool fanout_phase(struct side *s, uint8_t qos, uint32_t w)
 			fail("%s qos %u w %u: %" PRIu64
 			     " messages still missing deliveries %.0f s after the "
 			     "window",
-				side_names[s->kind], qos, w, inflight_total(s), opt.drain);
+				s->name, qos, w, inflight_total(s), opt.drain);
 			return false;
 		}
 		loop_poll(&L, ms_until(deadline));
@@ -1223,16 +1275,15 @@ static bool fanout_phase(struct side *s, uint8_t qos, uint32_t w)
 	       "deliveries=%" PRIu64
 	       " rate=%.0f msgs_per_s=%.0f p50_us=%.0f p99_us=%.0f max_us=%.0f "
 	       "gen_cpu=%.1f broker_cpu=%.1f total_messages=%" PRIu64 "\n",
-		side_names[s->kind], s->nclients, s->groups[0].members, s->ngroups, qos, w,
-		seconds(wall), s->window_deliveries, rate,
-		(double)(msgs_b - msgs_a) / seconds(wall), percentile_us(s->lat, s->lat_len, 0.50),
-		percentile_us(s->lat, s->lat_len, 0.99),
+		s->name, s->nclients, s->groups[0].members, s->ngroups, qos, w, seconds(wall),
+		s->window_deliveries, rate, (double)(msgs_b - msgs_a) / seconds(wall),
+		percentile_us(s->lat, s->lat_len, 0.50), percentile_us(s->lat, s->lat_len, 0.99),
 		s->lat_len ? (double)s->lat[s->lat_len - 1] / 1000.0 : 0.0,
 		pct(b.self - a.self, wall), pct(b.broker - a.broker, wall), s->messages - msgs0);
 	fflush(stdout);
 	progress("%-6s qos %u w %-2u: %8.0f deliveries/s  p50 %6.0f us  p99 %7.0f us  generator "
 		 "%4.1f%%  broker %5.1f%% CPU",
-		side_names[s->kind], qos, w, rate, percentile_us(s->lat, s->lat_len, 0.50),
+		s->name, qos, w, rate, percentile_us(s->lat, s->lat_len, 0.50),
 		percentile_us(s->lat, s->lat_len, 0.99), pct(b.self - a.self, wall),
 		pct(b.broker - a.broker, wall));
 	return true;
@@ -1250,26 +1301,37 @@ static int run_fanout(void)
 		opt.phases = 1;
 	}
 	workload = W_FANOUT;
-	raise_nofile(2u * opt.users + 64);
-	bool both = opt.port[PLAIN] != 0;
-	init_side(&sides[PLUGIN], PLUGIN, opt.users, opt.members);
-	if (both) {
-		init_side(&sides[PLAIN], PLAIN, opt.users, opt.members);
+	raise_nofile(MAX_SIDES * (uint64_t)opt.users + 64);
+	if (opt.nspecs == 0) {
+		/* --plugin-port / --plain-port: the classic pair. */
+		for (int k = PLUGIN; k <= PLAIN; k++) {
+			if (opt.port[k] != 0) {
+				struct side_spec *sp = &opt.specs[opt.nspecs++];
+				snprintf(sp->name, sizeof sp->name, "%s", side_names[k]);
+				sp->kind = (enum side_kind)k;
+				sp->port = opt.port[k];
+				sp->pid = opt.pid[k];
+			}
+		}
 	}
-	if (opt.port[PLUGIN] != 0 && !fanout_setup(&sides[PLUGIN])) {
-		return EXIT_WRONG;
+	nsides = opt.nspecs;
+	for (size_t i = 0; i < nsides; i++) {
+		const struct side_spec *sp = &opt.specs[i];
+		init_side(&sides[i], sp->kind, opt.users, opt.members);
+		snprintf(sides[i].name, sizeof sides[i].name, "%s", sp->name);
+		sides[i].port = sp->port;
+		sides[i].pid = sp->pid;
+		sides[i].room = sp->room;
 	}
-	if (both && !fanout_setup(&sides[PLAIN])) {
-		return EXIT_WRONG;
+	for (size_t i = 0; i < nsides; i++) {
+		if (!fanout_setup(&sides[i])) {
+			return EXIT_WRONG;
+		}
 	}
 	for (size_t p = 0; p < opt.phases; p++) {
-		/* Alternate which broker goes first, so drift in the machine's load hits both. */
-		for (int k = 0; k < 2; k++) {
-			int side = (int)((p + (size_t)k) % 2);
-			if (opt.port[side] == 0) {
-				continue;
-			}
-			if (!fanout_phase(&sides[side], (uint8_t)opt.phase_qos[p],
+		/* Rotate which broker goes first, so drift in the machine's load hits all. */
+		for (size_t k = 0; k < nsides; k++) {
+			if (!fanout_phase(&sides[(p + k) % nsides], (uint8_t)opt.phase_qos[p],
 				    opt.phase_w[p])) {
 				return EXIT_WRONG;
 			}
@@ -1592,6 +1654,7 @@ static int run_waitport(void)
 static void usage(void)
 {
 	fputs("usage: chatbench fanout  --plugin-port P [--plugin-pid N] [--plain-port P --plain-pid N]\n"
+	      "                         | --side NAME:plugin|plain:PORT:PID[:room] (up to 4)\n"
 	      "                         [--users 1000 --members 50] [--phases 0:16,1:16,0:1,1:1]\n"
 	      "                         [--warmup 2 --window 10 --text-bytes 100 --drain 30]\n"
 	      "       chatbench storm   (--plugin-port P --plugin-pid N | --plain-port P --plain-pid N)\n"
@@ -1612,6 +1675,43 @@ static bool parse_u32(const char *s, uint32_t *out)
 		return false;
 	}
 	*out = (uint32_t)v;
+	return true;
+}
+
+/* NAME:KIND:PORT:PID[:room] */
+static bool parse_side(const char *s)
+{
+	if (opt.nspecs == MAX_SIDES) {
+		return false;
+	}
+	struct side_spec *sp = &opt.specs[opt.nspecs];
+	char buf[128], *save = NULL;
+	snprintf(buf, sizeof buf, "%s", s);
+	const char *name = strtok_r(buf, ":", &save), *kind = strtok_r(NULL, ":", &save);
+	const char *port = strtok_r(NULL, ":", &save), *pid = strtok_r(NULL, ":", &save);
+	const char *flags = strtok_r(NULL, ":", &save);
+	uint32_t u = 0, p = 0;
+	if (name == NULL || kind == NULL || port == NULL || pid == NULL ||
+		strlen(name) >= sizeof sp->name || !parse_u32(port, &u) || u == 0 || u > 65535 ||
+		!parse_u32(pid, &p) || (flags != NULL && strcmp(flags, "room") != 0)) {
+		return false;
+	}
+	snprintf(sp->name, sizeof sp->name, "%s", name);
+	if (strcmp(kind, "plugin") == 0) {
+		sp->kind = PLUGIN;
+	} else if (strcmp(kind, "plain") == 0) {
+		sp->kind = PLAIN;
+	} else {
+		return false;
+	}
+	sp->port = (uint16_t)u;
+	sp->pid = (int)p;
+	sp->room = flags != NULL;
+	if (sp->room && sp->kind != PLUGIN) {
+		return false;
+	}
+	opt.port[sp->kind] = sp->port; /* so the usage check below passes */
+	opt.nspecs++;
 	return true;
 }
 
@@ -1665,6 +1765,8 @@ int main(int argc, char **argv)
 			int side = strcmp(a, "--plugin-port") == 0 ? PLUGIN : PLAIN;
 			opt.port[side] = (uint16_t)u;
 			opt.side = side;
+		} else if (strcmp(a, "--side") == 0) {
+			ok = parse_side(v);
 		} else if (strcmp(a, "--plugin-pid") == 0) {
 			ok = parse_u32(v, &u);
 			opt.pid[PLUGIN] = (int)u;
