@@ -9,6 +9,10 @@
  *   storm    U clients connect, subscribe and log in at once; time until each holds a directory
  *            listing all U users (plugin), or until each is subscribed (plain baseline).
  *   memory   broker resident memory with U users in G groups, stage by stage.
+ *   history  live group traffic, then the same while thousands of clients ask chat/history at
+ *            once: every reply must arrive whole; live latency with and without the storm.
+ *   queue    broker memory for messages queued to a group of away members (persistent
+ *            sessions disconnected): inbox copies, one room-topic copy, or plain mosquitto.
  *   freeport / waitport   helpers for the run script.
  *
  * Every workload checks what it receives: a failed login or subscription, a delivery that is
@@ -244,6 +248,8 @@ struct options {
 	bool strict; /* smoke: an incomplete storm is a failure */
 	struct side_spec specs[MAX_SIDES];
 	size_t nspecs;
+	uint32_t storm_clients, storm_members, history_limit; /* history */
+	uint32_t messages, message_bytes;                     /* queue */
 };
 
 static struct options opt = {
@@ -258,6 +264,11 @@ static struct options opt = {
 	.dir_mode = "contacts",
 	.rss_limit_kb = 4u * 1024 * 1024,
 	.side = PLUGIN,
+	.storm_clients = 5000,
+	.storm_members = 50,
+	.history_limit = 50,
+	.messages = 1000,
+	.message_bytes = 8192,
 };
 
 /* ============================================================================================ */
@@ -272,6 +283,12 @@ struct client {
 	uint32_t index;         /* within its side */
 	uint32_t group, member; /* its group and its position in it */
 	bool connacked, logged_in, dir_complete, done, has_group;
+	bool persistent; /* connects with a session that outlives the connection */
+	bool away;       /* queue: disconnected on purpose */
+	bool returning;  /* queue: reconnected to collect its queued messages */
+	bool history_done;
+	uint8_t *hbuf; /* history: the reply being received */
+	uint64_t queued_received;
 	uint8_t sub_qos; /* QoS granted by the last SUBACK */
 	uint32_t pending_subacks, pending_pubacks;
 	uint64_t t_connack, t_login, t_dir, t_done;
@@ -320,6 +337,7 @@ struct side {
 	uint64_t *lat;
 	size_t lat_len, lat_cap;
 	uint64_t plain_msg_id;
+	uint32_t seq_limit; /* history fill: a group sends no more than this many messages */
 };
 
 static struct loop L;
@@ -331,6 +349,8 @@ static bool closing;
 
 /* counters the workloads wait on */
 static uint64_t n_connack, n_suback, n_puback, n_login, n_new_group, n_done;
+static uint64_t n_history, n_queued_received;
+static bool history_mode;   /* chat/inbox/C/history replies are expected */
 static uint32_t connecting; /* opened, not yet CONNACKed */
 
 /* storm observer */
@@ -592,7 +612,7 @@ static void fanout_message(struct client *cl, const struct mqtt_publish *pub)
 	if (--sl->remaining == 0) {
 		sl->busy = false;
 		g->inflight--;
-		if (s->running) {
+		if (s->running && (s->seq_limit == 0 || g->seq < s->seq_limit)) {
 			send_next(s, g, (uint32_t)si);
 		}
 	}
@@ -602,7 +622,7 @@ static void fanout_message(struct client *cl, const struct mqtt_publish *pub)
 /* Packet handlers                                                                              */
 /* ============================================================================================ */
 
-enum workload { W_NONE, W_FANOUT, W_STORM, W_MEMORY };
+enum workload { W_NONE, W_FANOUT, W_STORM, W_MEMORY, W_QUEUE };
 static enum workload workload;
 
 static void plugin_login(struct client *cl)
@@ -642,8 +662,12 @@ static void after_connack(struct client *cl)
 		subscribe(cl, "chat/contacts", 0);
 		return;
 	}
+	if (cl->returning) {
+		return; /* its session, subscriptions and queued messages are still there */
+	}
 	switch (workload) {
 	case W_FANOUT:
+	case W_QUEUE:
 		if (s->kind == PLUGIN) {
 			subscribe_inbox(cl, s->qos);
 			plugin_login(cl);
@@ -694,7 +718,7 @@ static void on_established(struct loop *loop, struct conn *conn)
 {
 	(void)loop;
 	struct client *cl = client_of(conn);
-	mqtt_connect(&L, conn, cl->clientid, 5, true, 0);
+	mqtt_connect(&L, conn, cl->clientid, 5, !cl->persistent, 0);
 }
 
 static void on_packet(struct loop *loop, struct conn *conn, uint8_t type, uint8_t flags,
@@ -833,7 +857,7 @@ static void handle_new_group(struct client *cl, const struct mqtt_publish *pub)
 	}
 	cl->has_group = true;
 	memcpy(cl->gid, gid, sizeof gid);
-	if (s->room && workload == W_FANOUT) {
+	if (s->room && (workload == W_FANOUT || workload == W_QUEUE)) {
 		room_subscribe(cl, s->qos);
 	}
 	g->announced++;
@@ -918,6 +942,78 @@ static void handle_user_record(struct client *cl, const struct mqtt_publish *pub
 	}
 }
 
+/* A piece of a chat/history reply: collected whole, then checked. */
+static void handle_history(struct client *cl, const struct mqtt_publish *pub)
+{
+	if (pub->offset == 0) {
+		free(cl->hbuf);
+		cl->hbuf = malloc(pub->total + 1);
+		if (cl->hbuf == NULL) {
+			abort();
+		}
+	}
+	if (cl->hbuf == NULL) {
+		fail("client %s: a history reply without its beginning", cl->clientid);
+		return;
+	}
+	memcpy(cl->hbuf + pub->offset, pub->data, pub->len);
+	if (pub->offset + pub->len < pub->total) {
+		return;
+	}
+	size_t len = pub->total;
+	char room[24];
+	size_t count = 0;
+	for (const uint8_t *p = cl->hbuf, *end = cl->hbuf + len;
+		(p = memmem(p, (size_t)(end - p), "{\"sender\":", 10)) != NULL; p += 10) {
+		count++;
+	}
+	if (cl->history_done) {
+		fail("client %s: a second history reply", cl->clientid);
+	} else if (!json_string(cl->hbuf, len, "room", room, sizeof room) ||
+		strcmp(room, cl->gid) != 0) {
+		fail("client %s: a history reply for another room: %.*s", cl->clientid,
+			(int)(len < 200 ? len : 200), (const char *)cl->hbuf);
+	} else if (count != opt.history_limit) {
+		fail("client %s: a history reply with %zu messages, %u asked and stored",
+			cl->clientid, count, opt.history_limit);
+	} else {
+		cl->history_done = true;
+		cl->t_done = L.now;
+		n_history++;
+	}
+	free(cl->hbuf);
+	cl->hbuf = NULL;
+}
+
+/* queue: a message for the sender (room echo) or for a member collecting its queue. */
+static void queue_delivery(struct client *cl, const struct mqtt_publish *pub)
+{
+	const struct side *s = cl->side;
+	size_t klen = 0;
+	const char *kind = s->kind == PLUGIN ? inbox_kind(cl, pub, &klen) : NULL;
+	bool room = pub->topic_len > 10 && memcmp(pub->topic, "chat/room/", 10) == 0;
+	bool group_topic = s->kind == PLAIN && pub->topic_len == strlen(s->groups[0].topic) &&
+		memcmp(pub->topic, s->groups[0].topic, pub->topic_len) == 0;
+	bool message = group_topic || (room && s->room) ||
+		(kind != NULL && kind_is(kind, klen, "message") && !s->room);
+	if (kind != NULL && kind_is(kind, klen, "login-response")) {
+		handle_login_response(cl, pub);
+	} else if (kind != NULL && kind_is(kind, klen, "new_group")) {
+		handle_new_group(cl, pub);
+	} else if (!message) {
+		fail("client %s: an unexpected delivery on %.*s: %.*s", cl->clientid,
+			(int)pub->topic_len, pub->topic, (int)(pub->len < 200 ? pub->len : 200),
+			(const char *)pub->data);
+	} else if (pub->offset + pub->len == pub->total && cl->member != 0) {
+		if (!cl->returning) {
+			fail("client %s: a message while it should be away", cl->clientid);
+			return;
+		}
+		cl->queued_received++;
+		n_queued_received++;
+	}
+}
+
 static void on_publish(struct loop *loop, struct conn *conn, const struct mqtt_publish *pub)
 {
 	(void)loop;
@@ -933,6 +1029,18 @@ static void on_publish(struct loop *loop, struct conn *conn, const struct mqtt_p
 		}
 		fail("client %s: a chat/users record it did not subscribe to", cl->clientid);
 		return;
+	}
+	if (workload == W_QUEUE) {
+		queue_delivery(cl, pub);
+		return;
+	}
+	if (history_mode && cl->side->kind == PLUGIN) {
+		size_t hl = 0;
+		const char *hk = inbox_kind(cl, pub, &hl);
+		if (hk != NULL && kind_is(hk, hl, "history")) {
+			handle_history(cl, pub);
+			return;
+		}
 	}
 	if (pub->offset != 0 || pub->len != pub->total) {
 		fail("client %s: an unexpected large delivery on %.*s", cl->clientid,
@@ -994,6 +1102,9 @@ static void on_closed(struct loop *loop, struct conn *conn, const char *why)
 		return;
 	}
 	struct client *cl = client_of(conn);
+	if (cl != NULL && cl->away) {
+		return;
+	}
 	fail("client %s (%s): connection lost: %s", cl != NULL ? cl->clientid : "?",
 		cl != NULL ? cl->side->name : "?", why);
 }
@@ -1203,7 +1314,8 @@ static uint64_t inflight_total(const struct side *s)
 	return n;
 }
 
-static bool fanout_phase(struct side *s, uint8_t qos, uint32_t w)
+/* Starts the closed loop of a side: w messages in flight per group. */
+static bool phase_begin(struct side *s, uint8_t qos, uint32_t w)
 {
 	if (s->clients[0].sub_qos != qos || s->qos != qos) {
 		if (!resubscribe(s, qos)) {
@@ -1229,7 +1341,6 @@ static bool fanout_phase(struct side *s, uint8_t qos, uint32_t w)
 	}
 	s->lat_len = 0;
 	s->window_deliveries = 0;
-	uint64_t msgs0 = s->messages;
 	s->running = true;
 	for (uint32_t g = 0; g < s->ngroups; g++) {
 		for (uint32_t i = 0; i < w; i++) {
@@ -1237,7 +1348,34 @@ static bool fanout_phase(struct side *s, uint8_t qos, uint32_t w)
 		}
 	}
 	loop_flush(&L);
+	return failure[0] == '\0';
+}
 
+/* Stops a side's closed loop; every message still in flight must reach all its recipients. */
+static bool phase_drain(struct side *s)
+{
+	s->running = false;
+	uint64_t deadline = deadline_after(opt.drain);
+	while (inflight_total(s) > 0 && failure[0] == '\0') {
+		if (now_ns() >= deadline) {
+			fail("%s qos %u w %u: %" PRIu64
+			     " messages still missing deliveries %.0f s after the window",
+				s->name, s->qos, s->w, inflight_total(s), opt.drain);
+			return false;
+		}
+		loop_poll(&L, ms_until(deadline));
+	}
+	/* PUBACKs of the last requests. */
+	run_for(0.05);
+	return failure[0] == '\0';
+}
+
+static bool fanout_phase(struct side *s, uint8_t qos, uint32_t w)
+{
+	uint64_t msgs0 = s->messages;
+	if (!phase_begin(s, qos, w)) {
+		return false;
+	}
 	run_for(opt.warmup);
 	struct cpu_mark a = cpu_mark(s->pid);
 	uint64_t msgs_a = s->messages;
@@ -1246,25 +1384,7 @@ static bool fanout_phase(struct side *s, uint8_t qos, uint32_t w)
 	s->recording = false;
 	struct cpu_mark b = cpu_mark(s->pid);
 	uint64_t msgs_b = s->messages;
-	s->running = false;
-	if (failure[0] != '\0') {
-		return false;
-	}
-	/* Drain: every message still in flight must reach all its recipients. */
-	uint64_t deadline = deadline_after(opt.drain);
-	while (inflight_total(s) > 0 && failure[0] == '\0') {
-		if (now_ns() >= deadline) {
-			fail("%s qos %u w %u: %" PRIu64
-			     " messages still missing deliveries %.0f s after the "
-			     "window",
-				s->name, qos, w, inflight_total(s), opt.drain);
-			return false;
-		}
-		loop_poll(&L, ms_until(deadline));
-	}
-	/* PUBACKs of the last requests. */
-	run_for(0.05);
-	if (failure[0] != '\0') {
+	if (failure[0] != '\0' || !phase_drain(s)) {
 		return false;
 	}
 
@@ -1337,6 +1457,260 @@ static int run_fanout(void)
 			}
 		}
 	}
+	return 0;
+}
+
+/* Lets the broker finish what it is doing, then reads its RSS (stable to 64 KiB, or after 5 s). */
+static uint64_t settled_rss(int pid)
+{
+	uint64_t prev = 0;
+	int stable = 0;
+	for (int i = 0; i < 50 && failure[0] == '\0'; i++) {
+		run_for(0.1);
+		uint64_t rss = proc_rss_kb(pid);
+		if (prev != 0 && (rss > prev ? rss - prev : prev - rss) < 64) {
+			if (++stable >= 3) {
+				return rss;
+			}
+		} else {
+			stable = 0;
+		}
+		prev = rss;
+	}
+	return prev;
+}
+
+/* ============================================================================================ */
+/* History storm (issue 10)                                                                      */
+/* ============================================================================================ */
+
+struct lat_stats {
+	double p50, p99, max, rate;
+	size_t n;
+};
+
+static struct lat_stats lat_stats(struct side *s, uint64_t wall)
+{
+	qsort(s->lat, s->lat_len, sizeof *s->lat, cmp_u64);
+	struct lat_stats st = {
+		.p50 = percentile_us(s->lat, s->lat_len, 0.50),
+		.p99 = percentile_us(s->lat, s->lat_len, 0.99),
+		.max = s->lat_len ? (double)s->lat[s->lat_len - 1] / 1000.0 : 0.0,
+		.rate = (double)s->window_deliveries / seconds(wall),
+		.n = s->lat_len,
+	};
+	s->lat_len = 0;
+	s->window_deliveries = 0;
+	return st;
+}
+
+static int run_history(void)
+{
+	workload = W_FANOUT;
+	history_mode = true;
+	if (opt.phases == 0) {
+		opt.phase_qos[0] = 1;
+		opt.phase_w[0] = 1;
+		opt.phases = 1;
+	}
+	if (opt.members < 2 || opt.users % opt.members != 0 || opt.storm_members < 2 ||
+		opt.storm_clients % opt.storm_members != 0) {
+		fprintf(stderr,
+			"history: users and storm clients must be multiples of their "
+			"group sizes (>= 2)\n");
+		return EXIT_USAGE;
+	}
+	raise_nofile((uint64_t)opt.users + opt.storm_clients + 64);
+	struct side *live = &sides[0], *storm = &sides[1];
+	nsides = 2;
+	init_side(live, PLUGIN, opt.users, opt.members);
+	init_side(storm, PLUGIN, opt.storm_clients, opt.storm_members);
+	snprintf(live->name, sizeof live->name, "live");
+	snprintf(storm->name, sizeof storm->name, "history");
+	for (uint32_t i = 0; i < storm->nclients; i++) {
+		snprintf(storm->clients[i].clientid, sizeof storm->clients[i].clientid, "h%06u", i);
+		snprintf(storm->clients[i].username, sizeof storm->clients[i].username, "h%06u", i);
+	}
+	if (!fanout_setup(live) || !fanout_setup(storm)) {
+		return EXIT_WRONG;
+	}
+
+	/* Each storm group gets more than `limit` messages, delivered and checked like any. */
+	uint64_t t0 = now_ns();
+	storm->seq_limit = opt.history_limit + 10;
+	if (!phase_begin(storm, 1, 4)) {
+		return EXIT_WRONG;
+	}
+	uint64_t deadline = deadline_after(120);
+	bool filled = false;
+	while (!filled && failure[0] == '\0' && now_ns() < deadline) {
+		loop_poll(&L, 100);
+		filled = inflight_total(storm) == 0;
+		for (uint32_t g = 0; filled && g < storm->ngroups; g++) {
+			filled = storm->groups[g].seq >= storm->seq_limit;
+		}
+	}
+	if (!filled || !phase_drain(storm)) {
+		fail("history: the storm groups' messages did not all arrive within 120 s");
+		return EXIT_WRONG;
+	}
+	progress("history: %u groups hold %u messages each (%.1f s)", storm->ngroups,
+		storm->seq_limit, seconds(now_ns() - t0));
+	run_for(1.5); /* the store commits at least every 100 ms */
+
+	/* Live traffic alone, then the same with the storm. */
+	if (!phase_begin(live, (uint8_t)opt.phase_qos[0], opt.phase_w[0])) {
+		return EXIT_WRONG;
+	}
+	run_for(opt.warmup);
+	struct cpu_mark a = cpu_mark(live->pid);
+	live->recording = true;
+	run_for(opt.window);
+	struct cpu_mark b = cpu_mark(live->pid);
+	struct lat_stats base = lat_stats(live, b.wall - a.wall);
+
+	uint64_t target = n_history + storm->nclients;
+	struct cpu_mark c = cpu_mark(live->pid);
+	for (uint32_t i = 0; i < storm->nclients; i++) {
+		struct client *cl = &storm->clients[i];
+		char payload[128];
+		int n = snprintf(payload, sizeof payload,
+			"{\"room\":\"%s\",\"limit\":%u,\"qid\":\"q%u\"}", cl->gid,
+			opt.history_limit, i);
+		mqtt_publish(&L, cl->conn, "chat/history", 12, payload, (size_t)n, 1, false);
+		cl->pending_pubacks++;
+	}
+	loop_flush(&L);
+	deadline = deadline_after(opt.timeout);
+	while (n_history < target && failure[0] == '\0' && now_ns() < deadline) {
+		loop_poll(&L, ms_until(deadline));
+	}
+	struct cpu_mark d = cpu_mark(live->pid);
+	live->recording = false;
+	if (failure[0] == '\0' && n_history < target) {
+		fail("history storm: %" PRIu64 " of %u replies after %.0f s",
+			n_history + storm->nclients - target, storm->nclients, opt.timeout);
+	}
+	if (failure[0] != '\0') {
+		return EXIT_WRONG;
+	}
+	struct lat_stats during = lat_stats(live, d.wall - c.wall);
+	if (!phase_drain(live)) {
+		return EXIT_WRONG;
+	}
+	printf("RESULT history users=%u members=%u qos=%u w=%u clients=%u limit=%u replies=%u "
+	       "storm_s=%.3f base_p50_us=%.0f base_p99_us=%.0f base_max_us=%.0f base_rate=%.0f "
+	       "base_n=%zu storm_p50_us=%.0f storm_p99_us=%.0f storm_max_us=%.0f storm_rate=%.0f "
+	       "storm_n=%zu base_broker_cpu=%.1f storm_broker_cpu=%.1f storm_gen_cpu=%.1f\n",
+		live->nclients, opt.members, opt.phase_qos[0], opt.phase_w[0], storm->nclients,
+		opt.history_limit, storm->nclients, seconds(d.wall - c.wall), base.p50, base.p99,
+		base.max, base.rate, base.n, during.p50, during.p99, during.max, during.rate,
+		during.n, pct(b.broker - a.broker, b.wall - a.wall),
+		pct(d.broker - c.broker, d.wall - c.wall), pct(d.self - c.self, d.wall - c.wall));
+	fflush(stdout);
+	progress("history: %u replies of %u messages in %.2f s; live p99 %.0f us alone, %.0f us "
+		 "during the storm",
+		storm->nclients, opt.history_limit, seconds(d.wall - c.wall), base.p99, during.p99);
+	return 0;
+}
+
+/* ============================================================================================ */
+/* Queued messages for away members (issue 11)                                                   */
+/* ============================================================================================ */
+
+static int run_queue(void)
+{
+	workload = W_QUEUE;
+	opt.phase_qos[0] = 1;
+	opt.phases = 1;
+	if (opt.nspecs != 1) {
+		fprintf(stderr, "queue: one --side\n");
+		return EXIT_USAGE;
+	}
+	const struct side_spec *sp = &opt.specs[0];
+	struct side *s = &sides[0];
+	nsides = 1;
+	raise_nofile((uint64_t)opt.members + 64);
+	/* Member 0 sends; the others are persistent sessions that go away. */
+	init_side(s, sp->kind, opt.members + 1, opt.members + 1);
+	snprintf(s->name, sizeof s->name, "%s", sp->name);
+	s->port = sp->port;
+	s->pid = sp->pid;
+	s->room = sp->room;
+	for (uint32_t i = 1; i < s->nclients; i++) {
+		s->clients[i].persistent = true;
+	}
+	if (!fanout_setup(s)) {
+		return EXIT_WRONG;
+	}
+	for (uint32_t i = 1; i < s->nclients; i++) {
+		struct client *cl = &s->clients[i];
+		cl->away = true;
+		mqtt_disconnect(&L, cl->conn);
+	}
+	loop_flush(&L);
+	uint64_t rss0 = settled_rss(s->pid);
+
+	/* The messages: `message_bytes` of text each, 16 PUBACKs outstanding at most. */
+	struct client *sender = &s->clients[0];
+	size_t cap = opt.message_bytes + 256;
+	char *text = malloc(opt.message_bytes + 1), *payload = malloc(cap);
+	if (text == NULL || payload == NULL) {
+		abort();
+	}
+	memset(text, 'x', opt.message_bytes);
+	text[opt.message_bytes] = '\0';
+	uint64_t t0 = now_ns();
+	uint64_t acked = n_puback;
+	for (uint32_t m = 0; m < opt.messages && failure[0] == '\0'; m++) {
+		int n = s->kind == PLUGIN
+			? snprintf(payload, cap, "{\"message\":\"%s\"}", text)
+			: snprintf(payload, cap,
+				  "{\"sender\":\"%s\",\"receiver\":\"%s\",\"message\":\"%s\","
+				  "\"id\":\"%u\",\"ts\":0}",
+				  sender->uid, s->groups[0].gid, text, m + 1);
+		mqtt_publish(&L, sender->conn, s->groups[0].topic, strlen(s->groups[0].topic),
+			payload, (size_t)n, 1, false);
+		sender->pending_pubacks++;
+		loop_flush(&L);
+		if (m + 1 >= 16 && !wait_for(&n_puback, acked + m + 1 - 15, 60, "PUBACKs")) {
+			break;
+		}
+	}
+	wait_for(&n_puback, acked + opt.messages, 60, "PUBACKs");
+	free(text);
+	free(payload);
+	uint64_t rss1 = settled_rss(s->pid);
+	uint64_t sent_s = now_ns() - t0;
+	if (failure[0] != '\0') {
+		return EXIT_WRONG;
+	}
+
+	/* One member comes back: every message must be waiting for it. */
+	struct client *back = &s->clients[1];
+	back->away = false;
+	back->returning = true;
+	conn_close(&L, back->conn);
+	conn_free(back->conn);
+	register_client(back);
+	if (!wait_for(&n_queued_received, opt.messages, 60, "the queued messages")) {
+		return EXIT_WRONG;
+	}
+	run_for(0.2);
+	if (back->queued_received != opt.messages) {
+		fail("%s: a returning member got %" PRIu64 " queued messages, %u were sent",
+			s->name, back->queued_received, opt.messages);
+		return EXIT_WRONG;
+	}
+	printf("RESULT queue side=%s members=%u messages=%u bytes=%u rss0_kb=%" PRIu64
+	       " rss1_kb=%" PRIu64 " growth_kb=%" PRId64 " send_s=%.2f received=%" PRIu64 "\n",
+		s->name, opt.members, opt.messages, opt.message_bytes, rss0, rss1,
+		(int64_t)rss1 - (int64_t)rss0, seconds(sent_s), back->queued_received);
+	fflush(stdout);
+	progress("queue %-6s: %u messages of %u bytes for %u away members: RSS +%" PRId64
+		 " KiB; a returning member got all",
+		s->name, opt.messages, opt.message_bytes, opt.members,
+		(int64_t)rss1 - (int64_t)rss0);
 	return 0;
 }
 
@@ -1494,26 +1868,6 @@ static int run_storm(void)
 /* Workload 4: memory                                                                           */
 /* ============================================================================================ */
 
-/* Lets the broker finish what it is doing, then reads its RSS (stable to 64 KiB, or after 5 s). */
-static uint64_t settled_rss(int pid)
-{
-	uint64_t prev = 0;
-	int stable = 0;
-	for (int i = 0; i < 50 && failure[0] == '\0'; i++) {
-		run_for(0.1);
-		uint64_t rss = proc_rss_kb(pid);
-		if (prev != 0 && (rss > prev ? rss - prev : prev - rss) < 64) {
-			if (++stable >= 3) {
-				return rss;
-			}
-		} else {
-			stable = 0;
-		}
-		prev = rss;
-	}
-	return prev;
-}
-
 static int run_memory(void)
 {
 	workload = W_MEMORY;
@@ -1662,6 +2016,11 @@ static void usage(void)
 	      "                         [--connect-window 0] [--rss-limit-mb 4096] [--strict]\n"
 	      "       chatbench memory  (--plugin-port P --plugin-pid N | --plain-port P --plain-pid N)\n"
 	      "                         [--users 10000 --groups 1000]\n"
+	      "       chatbench history --plugin-port P --plugin-pid N [--users 1000 --members 50]\n"
+	      "                         [--phases 1:1] [--clients 5000 --client-members 50 --limit 50]\n"
+	      "                         [--warmup 2 --window 10 --timeout 30]\n"
+	      "       chatbench queue   --side NAME:KIND:PORT:PID[:room] [--members 200]\n"
+	      "                         [--messages 1000 --message-bytes 8192]\n"
 	      "       chatbench freeport | waitport --plugin-port P [--timeout 10]\n",
 		stderr);
 }
@@ -1765,6 +2124,18 @@ int main(int argc, char **argv)
 			int side = strcmp(a, "--plugin-port") == 0 ? PLUGIN : PLAIN;
 			opt.port[side] = (uint16_t)u;
 			opt.side = side;
+		} else if (strcmp(a, "--clients") == 0) {
+			ok = parse_u32(v, &opt.storm_clients) && opt.storm_clients > 0;
+		} else if (strcmp(a, "--client-members") == 0) {
+			ok = parse_u32(v, &opt.storm_members);
+		} else if (strcmp(a, "--limit") == 0) {
+			ok = parse_u32(v, &opt.history_limit) && opt.history_limit >= 1 &&
+				opt.history_limit <= 100;
+		} else if (strcmp(a, "--messages") == 0) {
+			ok = parse_u32(v, &opt.messages) && opt.messages > 0;
+		} else if (strcmp(a, "--message-bytes") == 0) {
+			ok = parse_u32(v, &opt.message_bytes) && opt.message_bytes > 0 &&
+				opt.message_bytes <= 1000000;
 		} else if (strcmp(a, "--side") == 0) {
 			ok = parse_side(v);
 		} else if (strcmp(a, "--plugin-pid") == 0) {
@@ -1841,6 +2212,10 @@ int main(int argc, char **argv)
 		rc = run_storm();
 	} else if (strcmp(mode, "memory") == 0) {
 		rc = run_memory();
+	} else if (strcmp(mode, "history") == 0) {
+		rc = run_history();
+	} else if (strcmp(mode, "queue") == 0) {
+		rc = run_queue();
 	} else {
 		usage();
 		rc = EXIT_USAGE;

@@ -329,6 +329,47 @@ if has store; then
 fi
 
 # ------------------------------------------------------------------------------------------------
+# Issue 10: a history storm. Live group traffic (QoS 1, w = 1) alone, then while N clients each
+# ask chat/history for the newest 50 messages of their group at once.
+# ------------------------------------------------------------------------------------------------
+if has history; then
+	clients=${HISTORY%/*} cmembers=${HISTORY#*/}
+	users=${HISTORY_LIVE%/*} members=${HISTORY_LIVE#*/}
+	say "history storm: $clients clients asking for 50 messages, live U=$users M=$members (load $(loadavg))"
+	rm -f "$OUT"/brokers/history.db*
+	start_broker history plugin "plugin_opt_database $OUT/brokers/history.db"
+	gen history --plugin-port "$PORT" --plugin-pid "$PID" --users "$users" --members "$members" \
+		--phases 1:1 --clients "$clients" --client-members "$cmembers" --limit 50 \
+		--warmup "$WARMUP" --window "$WINDOW" --timeout 60
+	stop_broker "$PID"
+	timing_result history history
+	rm -f "$OUT"/brokers/history.db*
+fi
+
+# ------------------------------------------------------------------------------------------------
+# Issue 11: memory of messages queued for a group of away members (persistent sessions gone).
+# The inbox path stores one copy per member, the room path one for all; the delivery budget
+# would refuse the inbox path's copies (that is its purpose), so it is set out of reach here.
+# ------------------------------------------------------------------------------------------------
+if has queue; then
+	qm=${QUEUE%%/*} rest=${QUEUE#*/}; qn=${rest%/*} qb=${rest#*/}
+	for kind in room inbox plain; do
+		say "queue $kind: $qn messages of $qb bytes for $qm away members (load $(loadavg))"
+		if [ "$kind" = plain ]; then
+			start_broker "queue-$kind" plain
+		else
+			start_broker "queue-$kind" plugin "plugin_opt_delivery_budget 1099511627776" \
+				"plugin_opt_delivery_burst 1099511627776" "plugin_opt_max_message_bytes 65536"
+		fi
+		flag=""; [ "$kind" = room ] && flag=":room"
+		btype=plugin; [ "$kind" = plain ] && btype=plain
+		gen queue --side "$kind:$btype:$PORT:$PID$flag" --members "$qm" --messages "$qn" \
+			--message-bytes "$qb"
+		stop_broker "$PID"
+	done
+fi
+
+# ------------------------------------------------------------------------------------------------
 # Workload 3: login storm, a fresh broker for every size
 # ------------------------------------------------------------------------------------------------
 storm() { # storm plugin|plain USERS contacts|users CONNECT_WINDOW
