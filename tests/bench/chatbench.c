@@ -11,6 +11,8 @@
  *   memory   broker resident memory with U users in G groups, stage by stage.
  *   history  live group traffic, then the same while thousands of clients ask chat/history at
  *            once: every reply must arrive whole; live latency with and without the storm.
+ *   state    live group traffic while N users log in, each creates a group and goes away
+ *            (persistent session): the longest gap between deliveries and the latency.
  *   queue    broker memory for messages queued to a group of away members (persistent
  *            sessions disconnected): inbox copies, one room-topic copy, or plain mosquitto.
  *   freeport / waitport   helpers for the run script.
@@ -338,6 +340,7 @@ struct side {
 	size_t lat_len, lat_cap;
 	uint64_t plain_msg_id;
 	uint32_t seq_limit; /* history fill: a group sends no more than this many messages */
+	uint64_t last_delivery, max_gap; /* while recording: the longest wait between deliveries */
 };
 
 static struct loop L;
@@ -350,7 +353,16 @@ static bool closing;
 /* counters the workloads wait on */
 static uint64_t n_connack, n_suback, n_puback, n_login, n_new_group, n_done;
 static uint64_t n_history, n_queued_received;
-static bool history_mode;   /* chat/inbox/C/history replies are expected */
+static bool history_mode; /* chat/inbox/C/history replies are expected */
+static bool state_mode;   /* sides[1] are users that log in, create a group and go away */
+static uint64_t n_state_groups;
+/*
+ * The Session Expiry Interval of persistent sessions. The state workload asks for "never":
+ * mosquitto 2.0.11 keeps expiring sessions in a list sorted on insertion (session_expiry__add
+ * walks it), a cost per disconnect that grows with the sessions already away and is
+ * mosquitto's, not the plugin's; sessions that never expire are not in that list.
+ */
+static uint32_t persistent_expiry = 3600;
 static uint32_t connecting; /* opened, not yet CONNACKed */
 
 /* storm observer */
@@ -606,6 +618,10 @@ static void fanout_message(struct client *cl, const struct mqtt_publish *pub)
 		s->deliveries++;
 	}
 	if (!echo && s->recording) {
+		if (s->last_delivery != 0 && L.now - s->last_delivery > s->max_gap) {
+			s->max_gap = L.now - s->last_delivery;
+		}
+		s->last_delivery = L.now;
 		s->window_deliveries++;
 		lat_push(s, L.now > t ? L.now - t : 0);
 	}
@@ -718,7 +734,8 @@ static void on_established(struct loop *loop, struct conn *conn)
 {
 	(void)loop;
 	struct client *cl = client_of(conn);
-	mqtt_connect(&L, conn, cl->clientid, 5, !cl->persistent, 0);
+	mqtt_connect(&L, conn, cl->clientid, 5, !cl->persistent, 0,
+		cl->persistent ? persistent_expiry : 0);
 }
 
 static void on_packet(struct loop *loop, struct conn *conn, uint8_t type, uint8_t flags,
@@ -985,6 +1002,27 @@ static void handle_history(struct client *cl, const struct mqtt_publish *pub)
 	cl->hbuf = NULL;
 }
 
+/* state: what a user that logs in and creates a group gets. */
+static void state_delivery(struct client *cl, const struct mqtt_publish *pub)
+{
+	size_t klen = 0;
+	const char *kind = inbox_kind(cl, pub, &klen);
+	if (kind != NULL && kind_is(kind, klen, "login-response")) {
+		handle_login_response(cl, pub);
+	} else if (kind != NULL && kind_is(kind, klen, "new_group")) {
+		if (cl->has_group) {
+			fail("client %s: new_group twice", cl->clientid);
+			return;
+		}
+		cl->has_group = true;
+		n_state_groups++;
+	} else {
+		fail("client %s: an unexpected delivery on %.*s: %.*s", cl->clientid,
+			(int)pub->topic_len, pub->topic, (int)(pub->len < 200 ? pub->len : 200),
+			(const char *)pub->data);
+	}
+}
+
 /* queue: a message for the sender (room echo) or for a member collecting its queue. */
 static void queue_delivery(struct client *cl, const struct mqtt_publish *pub)
 {
@@ -1032,6 +1070,10 @@ static void on_publish(struct loop *loop, struct conn *conn, const struct mqtt_p
 	}
 	if (workload == W_QUEUE) {
 		queue_delivery(cl, pub);
+		return;
+	}
+	if (state_mode && cl->side == &sides[1]) {
+		state_delivery(cl, pub);
 		return;
 	}
 	if (history_mode && cl->side->kind == PLUGIN) {
@@ -1615,6 +1657,125 @@ static int run_history(void)
 }
 
 /* ============================================================================================ */
+/* State at scale (issue 10)                                                                     */
+/* ============================================================================================ */
+
+/* Opens clients [first, end) of a side, at most `window` in the handshake at once. */
+static bool connect_range(struct side *s, uint32_t first, uint32_t end, uint32_t window)
+{
+	uint64_t target = n_connack + (end - first);
+	uint64_t deadline = deadline_after(120);
+	uint32_t next = first;
+	while (n_connack < target && failure[0] == '\0') {
+		while (next < end && connecting < window && failure[0] == '\0') {
+			register_client(&s->clients[next++]);
+		}
+		if (now_ns() >= deadline) {
+			fail("timed out connecting %s clients", s->name);
+			break;
+		}
+		loop_poll(&L, ms_until(deadline));
+	}
+	return failure[0] == '\0';
+}
+
+static int run_state(void)
+{
+	workload = W_FANOUT;
+	state_mode = true;
+	persistent_expiry = UINT32_MAX;
+	if (opt.phases == 0) {
+		opt.phase_qos[0] = 1;
+		opt.phase_w[0] = 1;
+		opt.phases = 1;
+	}
+	if (opt.members < 2 || opt.users % opt.members != 0) {
+		fprintf(stderr, "state: users must be a multiple of members (>= 2)\n");
+		return EXIT_USAGE;
+	}
+	const uint32_t wave = 5000;
+	raise_nofile((uint64_t)opt.users + wave + 64);
+	struct side *live = &sides[0], *load = &sides[1];
+	nsides = 2;
+	init_side(live, PLUGIN, opt.users, opt.members);
+	init_side(load, PLUGIN, opt.storm_clients, 0);
+	snprintf(live->name, sizeof live->name, "live");
+	snprintf(load->name, sizeof load->name, "state");
+	load->qos = 1;
+	for (uint32_t i = 0; i < load->nclients; i++) {
+		snprintf(load->clients[i].clientid, sizeof load->clients[i].clientid, "s%06u", i);
+		snprintf(load->clients[i].username, sizeof load->clients[i].username, "s%06u", i);
+		load->clients[i].persistent = true;
+	}
+	if (!fanout_setup(live) || !phase_begin(live, (uint8_t)opt.phase_qos[0], opt.phase_w[0])) {
+		return EXIT_WRONG;
+	}
+	run_for(opt.warmup);
+	struct cpu_mark a = cpu_mark(live->pid);
+	live->recording = true;
+	live->last_delivery = 0;
+	live->max_gap = 0;
+	run_for(opt.window);
+	struct cpu_mark b = cpu_mark(live->pid);
+	struct lat_stats base = lat_stats(live, b.wall - a.wall);
+	uint64_t base_gap = live->max_gap;
+	uint64_t rss0 = proc_rss_kb(live->pid);
+
+	/* Waves of users: connect, log in, create a group of one, go away. */
+	live->max_gap = 0;
+	struct cpu_mark c = cpu_mark(live->pid);
+	for (uint32_t first = 0; first < load->nclients && failure[0] == '\0'; first += wave) {
+		uint32_t end = first + wave < load->nclients ? first + wave : load->nclients;
+		uint64_t logins = n_login + (end - first), groups = n_state_groups + (end - first);
+		if (!connect_range(load, first, end, 256) ||
+			!wait_for(&n_login, logins, 120, "logins")) {
+			break;
+		}
+		for (uint32_t i = first; i < end; i++) {
+			struct client *cl = &load->clients[i];
+			mqtt_publish(&L, cl->conn, "chat/group/create", 17, "{\"member\":{}}", 13,
+				1, false);
+			cl->pending_pubacks++;
+		}
+		loop_flush(&L);
+		if (!wait_for(&n_state_groups, groups, 120, "new_group deliveries")) {
+			break;
+		}
+		for (uint32_t i = first; i < end; i++) {
+			load->clients[i].away = true;
+			mqtt_disconnect(&L, load->clients[i].conn);
+		}
+		loop_flush(&L);
+	}
+	struct cpu_mark d = cpu_mark(live->pid);
+	live->recording = false;
+	if (failure[0] != '\0') {
+		return EXIT_WRONG;
+	}
+	struct lat_stats during = lat_stats(live, d.wall - c.wall);
+	uint64_t load_gap = live->max_gap;
+	uint64_t rss1 = proc_rss_kb(live->pid);
+	if (!phase_drain(live)) {
+		return EXIT_WRONG;
+	}
+	printf("RESULT state users=%u groups=%u live_users=%u live_members=%u qos=%u w=%u "
+	       "load_s=%.2f base_p99_us=%.0f base_max_us=%.0f base_gap_us=%.0f base_rate=%.0f "
+	       "load_p99_us=%.0f load_max_us=%.0f load_gap_us=%.0f load_rate=%.0f "
+	       "load_broker_cpu=%.1f load_gen_cpu=%.1f rss0_kb=%" PRIu64 " rss1_kb=%" PRIu64 "\n",
+		load->nclients, load->nclients, live->nclients, opt.members, opt.phase_qos[0],
+		opt.phase_w[0], seconds(d.wall - c.wall), base.p99, base.max,
+		(double)base_gap / 1000.0, base.rate, during.p99, during.max,
+		(double)load_gap / 1000.0, during.rate, pct(d.broker - c.broker, d.wall - c.wall),
+		pct(d.self - c.self, d.wall - c.wall), rss0, rss1);
+	fflush(stdout);
+	progress("state: %u users logged in and created a group in %.1f s; live max gap %.1f ms "
+		 "(alone %.1f ms), p99 %.1f ms (alone %.1f ms)",
+		load->nclients, seconds(d.wall - c.wall), (double)load_gap / 1e6,
+		(double)base_gap / 1e6, during.p99 / 1000.0, base.p99 / 1000.0);
+	return 0;
+}
+
+/* ============================================================================================ */
 /* Queued messages for away members (issue 11)                                                   */
 /* ============================================================================================ */
 
@@ -2019,6 +2180,8 @@ static void usage(void)
 	      "       chatbench history --plugin-port P --plugin-pid N [--users 1000 --members 50]\n"
 	      "                         [--phases 1:1] [--clients 5000 --client-members 50 --limit 50]\n"
 	      "                         [--warmup 2 --window 10 --timeout 30]\n"
+	      "       chatbench state   --plugin-port P --plugin-pid N [--users 100 --members 10]\n"
+	      "                         [--phases 1:1] [--clients 100000] [--warmup 2 --window 10]\n"
 	      "       chatbench queue   --side NAME:KIND:PORT:PID[:room] [--members 200]\n"
 	      "                         [--messages 1000 --message-bytes 8192]\n"
 	      "       chatbench freeport | waitport --plugin-port P [--timeout 10]\n",
@@ -2214,6 +2377,8 @@ int main(int argc, char **argv)
 		rc = run_memory();
 	} else if (strcmp(mode, "history") == 0) {
 		rc = run_history();
+	} else if (strcmp(mode, "state") == 0) {
+		rc = run_state();
 	} else if (strcmp(mode, "queue") == 0) {
 		rc = run_queue();
 	} else {

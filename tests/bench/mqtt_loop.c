@@ -219,12 +219,12 @@ static uint16_t next_pid(struct conn *conn)
 }
 
 void mqtt_connect(struct loop *loop, struct conn *conn, const char *clientid, uint8_t version,
-	bool clean, uint16_t keepalive)
+	bool clean, uint16_t keepalive, uint32_t session_expiry)
 {
 	size_t idlen = strlen(clientid);
 	conn->version = version;
 	/* MQTT 5 ends a session at disconnect unless it asks for a Session Expiry Interval. */
-	bool expiry = version == 5 && !clean;
+	bool expiry = version == 5 && session_expiry > 0;
 	size_t body = 2 + 4 + 1 + 1 + 2 + (version == 5 ? 1u : 0u) + (expiry ? 5u : 0u) + 2 + idlen;
 	uint8_t *p = out_reserve(loop, conn, 1 + varint_len(body) + body);
 	*p++ = MQTT_CONNECT << 4;
@@ -235,8 +235,8 @@ void mqtt_connect(struct loop *loop, struct conn *conn, const char *clientid, ui
 	p = put_u16(p, keepalive);
 	if (expiry) {
 		*p++ = 5;
-		*p++ = 0x11; /* Session Expiry Interval: an hour */
-		p = put_u32(p, 3600);
+		*p++ = 0x11; /* Session Expiry Interval */
+		p = put_u32(p, session_expiry);
 	} else if (version == 5) {
 		*p++ = 0; /* no properties */
 	}

@@ -36,6 +36,8 @@ HISTORY="5000/50"                # history storm: clients (in groups of 50) aski
 HISTORY_LIVE="1000/50"           # the live traffic meanwhile (QoS 1, w = 1)
 STATE_USERS=100000               # state at scale: users logging in, each creating a group
 QUEUE="200/1000/8192"            # queued messages: members away / messages / text bytes
+QUEUE_PATHS="room inbox plain"
+STATE_DBS="db nodb"
 BROKER_CPU=0
 GEN_CPU=1
 
@@ -96,10 +98,10 @@ done
 STRICT=""
 OUT=$BUILD/bench
 if [ "$SMOKE" = 1 ]; then
-	SIZES="20/5"; PHASES="0:2,1:2"; WARMUP=0.3; WINDOW=0.7
+	SIZES="20/5"; PHASES="0:2,1:2"; WARMUP=0.1; WINDOW=0.3
 	STORM="50"; STORM_USERS="50"; STORM_TIMEOUT=15; STORM_PACED=10; MEM="200/20"; STRICT="--strict"
 	STORE_SIZE="20/5"; PREFILL=1000; HISTORY="50/10"; HISTORY_LIVE="20/5"; STATE_USERS=200
-	QUEUE="10/20/8192"
+	QUEUE="10/20/8192"; QUEUE_PATHS="room inbox"; STATE_DBS="db"
 	OUT=$BUILD/bench/smoke
 fi
 
@@ -347,13 +349,36 @@ if has history; then
 fi
 
 # ------------------------------------------------------------------------------------------------
+# Issue 10: state at scale. Live group traffic (100 users in groups of 10, QoS 1, w = 1) while
+# STATE_USERS users log in (in waves of 5000 connections), each creates a group of its own and
+# goes away (persistent session): the store saves all of it; the broker thread must not stall.
+# Without a database too, to tell the store's share from the rest (the directory snapshot).
+# ------------------------------------------------------------------------------------------------
+if has state; then
+	limit=$((STATE_USERS * 2))
+	for db in $STATE_DBS; do
+		say "state: $STATE_USERS users and groups, $db (load $(loadavg))"
+		rm -f "$OUT"/brokers/state.db*
+		dbopt=(); [ "$db" = db ] && dbopt=("plugin_opt_database $OUT/brokers/state.db")
+		start_broker "state-$db" plugin "plugin_opt_max_users $limit" \
+			"plugin_opt_max_groups $limit" "${dbopt[@]}"
+		gen state --plugin-port "$PORT" --plugin-pid "$PID" --users 100 --members 10 \
+			--phases 1:1 --clients "$STATE_USERS" --warmup "$WARMUP" --window "$WINDOW"
+		stop_broker "$PID"
+		sed -i "s/^RESULT state users=/RESULT state db=$db users=/" "$RESULTS"
+		timing_result "state-$db" "state-$db"
+		rm -f "$OUT"/brokers/state.db*
+	done
+fi
+
+# ------------------------------------------------------------------------------------------------
 # Issue 11: memory of messages queued for a group of away members (persistent sessions gone).
 # The inbox path stores one copy per member, the room path one for all; the delivery budget
 # would refuse the inbox path's copies (that is its purpose), so it is set out of reach here.
 # ------------------------------------------------------------------------------------------------
 if has queue; then
 	qm=${QUEUE%%/*} rest=${QUEUE#*/}; qn=${rest%/*} qb=${rest#*/}
-	for kind in room inbox plain; do
+	for kind in $QUEUE_PATHS; do
 		say "queue $kind: $qn messages of $qb bytes for $qm away members (load $(loadavg))"
 		if [ "$kind" = plain ]; then
 			start_broker "queue-$kind" plain
