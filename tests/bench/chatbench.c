@@ -252,6 +252,7 @@ struct options {
 	size_t nspecs;
 	uint32_t storm_clients, storm_members, history_limit; /* history */
 	uint32_t messages, message_bytes;                     /* queue */
+	double settle; /* memory, queue: seconds between RSS readings while it settles */
 };
 
 static struct options opt = {
@@ -271,6 +272,7 @@ static struct options opt = {
 	.history_limit = 50,
 	.messages = 1000,
 	.message_bytes = 8192,
+	.settle = 0.1,
 };
 
 /* ============================================================================================ */
@@ -1508,7 +1510,7 @@ static uint64_t settled_rss(int pid)
 	uint64_t prev = 0;
 	int stable = 0;
 	for (int i = 0; i < 50 && failure[0] == '\0'; i++) {
-		run_for(0.1);
+		run_for(opt.settle);
 		uint64_t rss = proc_rss_kb(pid);
 		if (prev != 0 && (rss > prev ? rss - prev : prev - rss) < 64) {
 			if (++stable >= 3) {
@@ -2176,14 +2178,14 @@ static void usage(void)
 	      "                         --users U [--timeout 30] [--dir contacts|users]\n"
 	      "                         [--connect-window 0] [--rss-limit-mb 4096] [--strict]\n"
 	      "       chatbench memory  (--plugin-port P --plugin-pid N | --plain-port P --plain-pid N)\n"
-	      "                         [--users 10000 --groups 1000]\n"
+	      "                         [--users 10000 --groups 1000] [--settle 0.1]\n"
 	      "       chatbench history --plugin-port P --plugin-pid N [--users 1000 --members 50]\n"
 	      "                         [--phases 1:1] [--clients 5000 --client-members 50 --limit 50]\n"
 	      "                         [--warmup 2 --window 10 --timeout 30]\n"
 	      "       chatbench state   --plugin-port P --plugin-pid N [--users 100 --members 10]\n"
 	      "                         [--phases 1:1] [--clients 100000] [--warmup 2 --window 10]\n"
 	      "       chatbench queue   --side NAME:KIND:PORT:PID[:room] [--members 200]\n"
-	      "                         [--messages 1000 --message-bytes 8192]\n"
+	      "                         [--messages 1000 --message-bytes 8192] [--settle 0.1]\n"
 	      "       chatbench freeport | waitport --plugin-port P [--timeout 10]\n",
 		stderr);
 }
@@ -2287,6 +2289,9 @@ int main(int argc, char **argv)
 			int side = strcmp(a, "--plugin-port") == 0 ? PLUGIN : PLAIN;
 			opt.port[side] = (uint16_t)u;
 			opt.side = side;
+		} else if (strcmp(a, "--settle") == 0) {
+			opt.settle = atof(v);
+			ok = opt.settle > 0 && opt.settle <= 1;
 		} else if (strcmp(a, "--clients") == 0) {
 			ok = parse_u32(v, &opt.storm_clients) && opt.storm_clients > 0;
 		} else if (strcmp(a, "--client-members") == 0) {

@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
-# The benchmark of issue #4: the chat plugin against plain mosquitto doing the same deliveries,
-# side by side in one run, on loopback. Builds the load generator (chatbench) and the plugin if
+# The benchmark of issues #4, #10 and #11: the chat plugin against plain mosquitto doing the same
+# deliveries, side by side in one run, on loopback; the store (database on/off, a big database,
+# a history storm, state at 100k users) and room topics (fan-out, latency, queued memory). Builds the load generator (chatbench) and the plugin if
 # needed, starts brokers pinned to one core and the generator on another, runs the workloads,
 # prints a Markdown table and writes results and the login-storm plot under <build>/bench/.
 #
-#   tests/bench/run.sh            the full default run (< 5 minutes on 2 cores)
+#   tests/bench/run.sh            the full default run (about 10 minutes on 2 cores)
 #   tests/bench/run.sh --smoke    tiny sizes, < 20 s; exits non-zero only on wrong behaviour
 #   tests/bench/run.sh --help     every option
 set -euo pipefail
@@ -18,7 +19,7 @@ BUILD_FIRST=1
 ONLY="fanout,store,history,state,queue,storm,memory"
 SIZES="1000/50,100/10"
 PHASES_BIG="0:16,1:16,0:1,1:1"   # at the largest fan-out size: the targets' QoS 0 and 1
-PHASES_SMALL="1:16,1:1"          # at the other sizes (QoS 1), to keep the run under 5 minutes
+PHASES_SMALL="1:16,1:1"          # at the other sizes (QoS 1), to keep the run short
 PHASES=""                        # --phases: the same list for every size
 WARMUP=2
 WINDOW=10
@@ -47,7 +48,7 @@ usage: tests/bench/run.sh [options]
   --smoke                 tiny sizes, checks behaviour only (< 20 s); for ctest
   --build-dir DIR         build tree (default: <repo>/build); results go to DIR/bench/
   --no-build              use the chatbench and plugin already built
-  --only LIST             workloads: fanout,storm,memory (default: all)
+  --only LIST             workloads: fanout,store,history,state,queue,storm,memory (default: all)
   --sizes LIST            fan-out sizes U/M (default: 1000/50,100/10)
   --phases LIST           QoS:w pairs for every size (default: 0:16,1:16,0:1,1:1 at the
                           largest size, 1:16,1:1 at the others)
@@ -96,12 +97,13 @@ while [ $# -gt 0 ]; do
 done
 
 STRICT=""
+SETTLE=0.1                       # s between broker RSS readings while it settles
 OUT=$BUILD/bench
 if [ "$SMOKE" = 1 ]; then
 	SIZES="20/5"; PHASES="0:2,1:2"; WARMUP=0.1; WINDOW=0.3
 	STORM="50"; STORM_USERS="50"; STORM_TIMEOUT=15; STORM_PACED=10; MEM="200/20"; STRICT="--strict"
 	STORE_SIZE="20/5"; PREFILL=1000; HISTORY="50/10"; HISTORY_LIVE="20/5"; STATE_USERS=200
-	QUEUE="10/20/8192"; QUEUE_PATHS="room inbox"; STATE_DBS="db"
+	QUEUE="10/20/8192"; QUEUE_PATHS="room inbox"; STATE_DBS="db"; SETTLE=0.03
 	OUT=$BUILD/bench/smoke
 fi
 
@@ -389,7 +391,7 @@ if has queue; then
 		flag=""; [ "$kind" = room ] && flag=":room"
 		btype=plugin; [ "$kind" = plain ] && btype=plain
 		gen queue --side "$kind:$btype:$PORT:$PID$flag" --members "$qm" --messages "$qn" \
-			--message-bytes "$qb"
+			--message-bytes "$qb" --settle "$SETTLE"
 		stop_broker "$PID"
 	done
 fi
@@ -429,7 +431,8 @@ if has memory; then
 	for kind in plain plugin; do
 		say "memory $kind: $users users in $groups groups (load $(loadavg))"
 		start_broker "memory-$kind" "$kind"
-		gen memory "--$kind-port" "$PORT" "--$kind-pid" "$PID" --users "$users" --groups "$groups"
+		gen memory "--$kind-port" "$PORT" "--$kind-pid" "$PID" --users "$users" --groups "$groups" \
+			--settle "$SETTLE"
 		stop_broker "$PID"
 	done
 fi
