@@ -24,11 +24,23 @@
 
 #include "chat.h"
 
+/*
+ * How long the broker thread spent in one kind of callback: a log2 histogram in microseconds
+ * (bucket 0: under 1 us; bucket k: [2^(k-1), 2^k) us), the count, the total and the maximum.
+ * Two clock reads per call; logged at a clean shutdown for the benchmark (tests/bench).
+ */
+#define TIMING_BUCKETS 32
+struct timing {
+	uint64_t n, total_ns, max_ns;
+	uint64_t buckets[TIMING_BUCKETS];
+};
+
 /* What the callbacks get as userdata: the core, and the adapter's own settings. */
 struct plugin {
 	struct chat *chat;
 	int listen_backlog;   /* plugin_opt_listen_backlog; 0 leaves mosquitto's 100 */
 	bool backlog_applied; /* done on the first tick, once the listeners exist */
+	struct timing tick_time, message_time;
 };
 
 /* The plugin is built with hidden visibility; only the broker's entry points are exported. */
@@ -42,6 +54,48 @@ static int64_t monotonic_ms(void)
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static uint64_t monotonic_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static void timing_add(struct timing *t, uint64_t ns)
+{
+	uint64_t us = ns / 1000;
+	size_t bucket = 0;
+	while (us > 0 && bucket < TIMING_BUCKETS - 1) {
+		us >>= 1;
+		bucket++;
+	}
+	t->n++;
+	t->total_ns += ns;
+	t->max_ns = ns > t->max_ns ? ns : t->max_ns;
+	t->buckets[bucket]++;
+}
+
+/* One INFO line: "chat: broker-thread time per <what>: n=..., max=... us, histogram <1us:n ..." */
+static void timing_log(const struct timing *t, const char *what)
+{
+	char hist[TIMING_BUCKETS * 32];
+	size_t len = 0;
+	hist[0] = '\0';
+	for (size_t i = 0; i < TIMING_BUCKETS && len < sizeof hist; i++) {
+		if (t->buckets[i] == 0) {
+			continue;
+		}
+		int n = snprintf(hist + len, sizeof hist - len, " <%lluus:%llu", 1ull << i,
+			(unsigned long long)t->buckets[i]);
+		len += n > 0 ? (size_t)n : 0;
+	}
+	mosquitto_log_printf(MOSQ_LOG_INFO,
+		"chat: broker-thread time per %s: n=%llu, mean=%.1f us, max=%llu us, histogram%s",
+		what, (unsigned long long)t->n,
+		t->n > 0 ? (double)t->total_ns / (double)t->n / 1000.0 : 0.0,
+		(unsigned long long)(t->max_ns / 1000), hist);
 }
 
 /* ---------------------------------------------------------------------------------- */
@@ -192,8 +246,10 @@ static int plugin__on_message(int event, void *event_data, void *userdata)
 		.clean = mosquitto_client_clean_session(ev->client),
 	};
 	struct plugin *plugin = userdata;
+	uint64_t t0 = monotonic_ns();
 	(void)chat_on_publish(plugin->chat, &conn, ev->topic, ev->payload, ev->payloadlen,
-		monotonic_ms());
+		(int64_t)(t0 / 1000000));
+	timing_add(&plugin->message_time, monotonic_ns() - t0);
 	return MOSQ_ERR_SUCCESS;
 }
 
@@ -217,7 +273,9 @@ static int plugin__on_tick(int event, void *event_data, void *userdata)
 		plugin->backlog_applied = true;
 		raise_listen_backlog(plugin->listen_backlog);
 	}
-	chat_on_tick(plugin->chat, monotonic_ms());
+	uint64_t t0 = monotonic_ns();
+	chat_on_tick(plugin->chat, (int64_t)(t0 / 1000000));
+	timing_add(&plugin->tick_time, monotonic_ns() - t0);
 	return MOSQ_ERR_SUCCESS;
 }
 
@@ -329,6 +387,8 @@ CHAT_EXPORT int mosquitto_plugin_cleanup(void *userdata, struct mosquitto_opt *o
 	(void)option_count;
 	struct plugin *plugin = userdata;
 	unregister_callbacks(CALLBACK_COUNT);
+	timing_log(&plugin->tick_time, "tick");
+	timing_log(&plugin->message_time, "chat request");
 	/* A graceful stop loses nothing: the state as it is now. */
 	(void)chat_state_save(plugin->chat);
 	chat_free(plugin->chat);

@@ -9,6 +9,12 @@
  *   storm    U clients connect, subscribe and log in at once; time until each holds a directory
  *            listing all U users (plugin), or until each is subscribed (plain baseline).
  *   memory   broker resident memory with U users in G groups, stage by stage.
+ *   history  live group traffic, then the same while thousands of clients ask chat/history at
+ *            once: every reply must arrive whole; live latency with and without the storm.
+ *   state    live group traffic while N users log in, each creates a group and goes away
+ *            (persistent session): the longest gap between deliveries and the latency.
+ *   queue    broker memory for messages queued to a group of away members (persistent
+ *            sessions disconnected): inbox copies, one room-topic copy, or plain mosquitto.
  *   freeport / waitport   helpers for the run script.
  *
  * Every workload checks what it receives: a failed login or subscription, a delivery that is
@@ -218,6 +224,16 @@ static void raise_nofile(uint64_t want)
 /* ============================================================================================ */
 
 #define MAX_PHASES 16
+#define MAX_SIDES 4
+
+/* fanout --side NAME:KIND:PORT:PID[:room]: one broker of the comparison. */
+struct side_spec {
+	char name[24];
+	enum side_kind kind;
+	uint16_t port;
+	int pid;
+	bool room; /* plugin: members also subscribe chat/room/<gid> (DESIGN.md §11) */
+};
 
 struct options {
 	uint16_t port[2];
@@ -232,6 +248,11 @@ struct options {
 	uint64_t rss_limit_kb;
 	int side;    /* storm, memory: which broker */
 	bool strict; /* smoke: an incomplete storm is a failure */
+	struct side_spec specs[MAX_SIDES];
+	size_t nspecs;
+	uint32_t storm_clients, storm_members, history_limit; /* history */
+	uint32_t messages, message_bytes;                     /* queue */
+	double settle; /* memory, queue: seconds between RSS readings while it settles */
 };
 
 static struct options opt = {
@@ -246,6 +267,12 @@ static struct options opt = {
 	.dir_mode = "contacts",
 	.rss_limit_kb = 4u * 1024 * 1024,
 	.side = PLUGIN,
+	.storm_clients = 5000,
+	.storm_members = 50,
+	.history_limit = 50,
+	.messages = 1000,
+	.message_bytes = 8192,
+	.settle = 0.1,
 };
 
 /* ============================================================================================ */
@@ -260,6 +287,12 @@ struct client {
 	uint32_t index;         /* within its side */
 	uint32_t group, member; /* its group and its position in it */
 	bool connacked, logged_in, dir_complete, done, has_group;
+	bool persistent; /* connects with a session that outlives the connection */
+	bool away;       /* queue: disconnected on purpose */
+	bool returning;  /* queue: reconnected to collect its queued messages */
+	bool history_done;
+	uint8_t *hbuf; /* history: the reply being received */
+	uint64_t queued_received;
 	uint8_t sub_qos; /* QoS granted by the last SUBACK */
 	uint32_t pending_subacks, pending_pubacks;
 	uint64_t t_connack, t_login, t_dir, t_done;
@@ -269,8 +302,8 @@ struct client {
 	uint64_t *seen;
 	char clientid[16];
 	char username[16];
-	char uid[16];
-	char gid[16];
+	char uid[24];
+	char gid[24];
 };
 
 struct slot {
@@ -286,12 +319,14 @@ struct group {
 	struct slot *slots;
 	uint32_t nslots;
 	uint32_t announced; /* members that received new_group */
-	char gid[16];
+	char gid[24];
 	char topic[40]; /* plain: the group's topic; plugin: chat/msg/<gid> */
 };
 
 struct side {
 	enum side_kind kind;
+	char name[24]; /* in RESULT lines: plugin, plain, room, db, ... */
+	bool room;     /* plugin: group messages arrive on chat/room/<gid> */
 	uint16_t port;
 	int pid;
 	struct client *clients;
@@ -306,16 +341,30 @@ struct side {
 	uint64_t *lat;
 	size_t lat_len, lat_cap;
 	uint64_t plain_msg_id;
+	uint32_t seq_limit; /* history fill: a group sends no more than this many messages */
+	uint64_t last_delivery, max_gap; /* while recording: the longest wait between deliveries */
 };
 
 static struct loop L;
-static struct side sides[2];
+static struct side sides[MAX_SIDES];
+static size_t nsides;
 static struct client **by_tag; /* conn->tag -> client */
 static uint32_t ntags;
 static bool closing;
 
 /* counters the workloads wait on */
 static uint64_t n_connack, n_suback, n_puback, n_login, n_new_group, n_done;
+static uint64_t n_history, n_queued_received;
+static bool history_mode; /* chat/inbox/C/history replies are expected */
+static bool state_mode;   /* sides[1] are users that log in, create a group and go away */
+static uint64_t n_state_groups;
+/*
+ * The Session Expiry Interval of persistent sessions. The state workload asks for "never":
+ * mosquitto 2.0.11 keeps expiring sessions in a list sorted on insertion (session_expiry__add
+ * walks it), a cost per disconnect that grows with the sessions already away and is
+ * mosquitto's, not the plugin's; sessions that never expire are not in that list.
+ */
+static uint32_t persistent_expiry = 3600;
 static uint32_t connecting; /* opened, not yet CONNACKed */
 
 /* storm observer */
@@ -474,7 +523,8 @@ static void send_next(struct side *s, struct group *g, uint32_t si)
 	struct client *cl = &s->clients[g->first + m];
 	sl->seq = ++g->seq;
 	sl->sender = m;
-	sl->remaining = g->members - 1;
+	/* On a room topic the sender's session gets its own message back (DESIGN.md §11). */
+	sl->remaining = g->members - (s->room ? 0u : 1u);
 	sl->busy = true;
 	memset(sl->seen, 0, ((g->members + 63) / 64) * sizeof *sl->seen);
 	g->inflight++;
@@ -546,7 +596,7 @@ static void fanout_message(struct client *cl, const struct mqtt_publish *pub)
 			cl->clientid, gi, seq);
 		return;
 	}
-	if (cl->member == sl->sender) {
+	if (cl->member == sl->sender && !s->room) {
 		fail("client %s received its own message", cl->clientid);
 		return;
 	}
@@ -556,6 +606,7 @@ static void fanout_message(struct client *cl, const struct mqtt_publish *pub)
 		return;
 	}
 	sl->seen[cl->member / 64] |= bit;
+	bool echo = cl->member == sl->sender; /* room topics only: not counted as a delivery */
 	/* The sender named in the delivery is the member that sent it. */
 	const struct client *sender = &s->clients[g->first + sl->sender];
 	size_t ulen = strlen(sender->uid);
@@ -565,15 +616,21 @@ static void fanout_message(struct client *cl, const struct mqtt_publish *pub)
 			(const char *)d);
 		return;
 	}
-	s->deliveries++;
-	if (s->recording) {
+	if (!echo) {
+		s->deliveries++;
+	}
+	if (!echo && s->recording) {
+		if (s->last_delivery != 0 && L.now - s->last_delivery > s->max_gap) {
+			s->max_gap = L.now - s->last_delivery;
+		}
+		s->last_delivery = L.now;
 		s->window_deliveries++;
 		lat_push(s, L.now > t ? L.now - t : 0);
 	}
 	if (--sl->remaining == 0) {
 		sl->busy = false;
 		g->inflight--;
-		if (s->running) {
+		if (s->running && (s->seq_limit == 0 || g->seq < s->seq_limit)) {
 			send_next(s, g, (uint32_t)si);
 		}
 	}
@@ -583,7 +640,7 @@ static void fanout_message(struct client *cl, const struct mqtt_publish *pub)
 /* Packet handlers                                                                              */
 /* ============================================================================================ */
 
-enum workload { W_NONE, W_FANOUT, W_STORM, W_MEMORY };
+enum workload { W_NONE, W_FANOUT, W_STORM, W_MEMORY, W_QUEUE };
 static enum workload workload;
 
 static void plugin_login(struct client *cl)
@@ -598,6 +655,13 @@ static void subscribe(struct client *cl, const char *filter, uint8_t options)
 {
 	mqtt_subscribe(&L, cl->conn, filter, options);
 	cl->pending_subacks++;
+}
+
+static void room_subscribe(struct client *cl, uint8_t qos)
+{
+	char filter[48];
+	snprintf(filter, sizeof filter, "chat/room/%s", cl->gid);
+	subscribe(cl, filter, qos);
 }
 
 static void subscribe_inbox(struct client *cl, uint8_t qos)
@@ -616,8 +680,12 @@ static void after_connack(struct client *cl)
 		subscribe(cl, "chat/contacts", 0);
 		return;
 	}
+	if (cl->returning) {
+		return; /* its session, subscriptions and queued messages are still there */
+	}
 	switch (workload) {
 	case W_FANOUT:
+	case W_QUEUE:
 		if (s->kind == PLUGIN) {
 			subscribe_inbox(cl, s->qos);
 			plugin_login(cl);
@@ -668,7 +736,8 @@ static void on_established(struct loop *loop, struct conn *conn)
 {
 	(void)loop;
 	struct client *cl = client_of(conn);
-	mqtt_connect(&L, conn, cl->clientid, 5, true, 0);
+	mqtt_connect(&L, conn, cl->clientid, 5, !cl->persistent, 0,
+		cl->persistent ? persistent_expiry : 0);
 }
 
 static void on_packet(struct loop *loop, struct conn *conn, uint8_t type, uint8_t flags,
@@ -753,7 +822,7 @@ static void handle_login_response(struct client *cl, const struct mqtt_publish *
 			(const char *)pub->data);
 		return;
 	}
-	char uid[16];
+	char uid[24];
 	if (!json_string(pub->data, pub->len, "userid", uid, sizeof uid) || uid[0] == '\0' ||
 		uid[strlen(uid) - 1] != '0') {
 		fail("client %s: login-response without a user id: %.*s", cl->clientid,
@@ -773,7 +842,7 @@ static void handle_login_response(struct client *cl, const struct mqtt_publish *
 static void handle_new_group(struct client *cl, const struct mqtt_publish *pub)
 {
 	struct side *s = cl->side;
-	char gid[16];
+	char gid[24];
 	if (!json_string(pub->data, pub->len, "groupid", gid, sizeof gid)) {
 		fail("client %s: new_group without a groupid", cl->clientid);
 		return;
@@ -807,6 +876,9 @@ static void handle_new_group(struct client *cl, const struct mqtt_publish *pub)
 	}
 	cl->has_group = true;
 	memcpy(cl->gid, gid, sizeof gid);
+	if (s->room && (workload == W_FANOUT || workload == W_QUEUE)) {
+		room_subscribe(cl, s->qos);
+	}
 	g->announced++;
 	n_new_group++;
 }
@@ -863,17 +935,22 @@ static void handle_user_record(struct client *cl, const struct mqtt_publish *pub
 	if (pub->total == 0) {
 		return;
 	}
+	/*
+	 * User ids come from the clock (or the database's counter), so the record is matched to a
+	 * bench client by its username, u<index>.
+	 */
 	bool ok = true;
-	uint64_t uid = parse_dec(pub->topic + 11, pub->topic_len - 11, &ok);
-	if (!ok || uid % 10 != 0 || uid / 10 == 0 || uid / 10 > cl->side->nclients) {
-		fail("client %s: a record of an unexpected user %.*s", cl->clientid,
-			(int)pub->topic_len, pub->topic);
+	char name[24];
+	uint64_t k = 0;
+	if (!json_string(pub->data, pub->len, "username", name, sizeof name) || name[0] != 'u' ||
+		(k = parse_dec(name + 1, strlen(name + 1), &ok), !ok) || k >= cl->side->nclients) {
+		fail("client %s: a record of an unexpected user %.*s: %.*s", cl->clientid,
+			(int)pub->topic_len, pub->topic, (int)pub->len, (const char *)pub->data);
 		return;
 	}
 	if (memmem(pub->data, pub->len, "\"online\":true", 13) == NULL) {
 		return;
 	}
-	uint64_t k = uid / 10 - 1;
 	if (!(cl->seen[k / 64] & (1ull << (k % 64)))) {
 		cl->seen[k / 64] |= 1ull << (k % 64);
 		if (++cl->seen_count == cl->side->nclients) {
@@ -881,6 +958,99 @@ static void handle_user_record(struct client *cl, const struct mqtt_publish *pub
 			cl->t_dir = L.now;
 			storm_check_done(cl);
 		}
+	}
+}
+
+/* A piece of a chat/history reply: collected whole, then checked. */
+static void handle_history(struct client *cl, const struct mqtt_publish *pub)
+{
+	if (pub->offset == 0) {
+		free(cl->hbuf);
+		cl->hbuf = malloc(pub->total + 1);
+		if (cl->hbuf == NULL) {
+			abort();
+		}
+	}
+	if (cl->hbuf == NULL) {
+		fail("client %s: a history reply without its beginning", cl->clientid);
+		return;
+	}
+	memcpy(cl->hbuf + pub->offset, pub->data, pub->len);
+	if (pub->offset + pub->len < pub->total) {
+		return;
+	}
+	size_t len = pub->total;
+	char room[24];
+	size_t count = 0;
+	for (const uint8_t *p = cl->hbuf, *end = cl->hbuf + len;
+		(p = memmem(p, (size_t)(end - p), "{\"sender\":", 10)) != NULL; p += 10) {
+		count++;
+	}
+	if (cl->history_done) {
+		fail("client %s: a second history reply", cl->clientid);
+	} else if (!json_string(cl->hbuf, len, "room", room, sizeof room) ||
+		strcmp(room, cl->gid) != 0) {
+		fail("client %s: a history reply for another room: %.*s", cl->clientid,
+			(int)(len < 200 ? len : 200), (const char *)cl->hbuf);
+	} else if (count != opt.history_limit) {
+		fail("client %s: a history reply with %zu messages, %u asked and stored",
+			cl->clientid, count, opt.history_limit);
+	} else {
+		cl->history_done = true;
+		cl->t_done = L.now;
+		n_history++;
+	}
+	free(cl->hbuf);
+	cl->hbuf = NULL;
+}
+
+/* state: what a user that logs in and creates a group gets. */
+static void state_delivery(struct client *cl, const struct mqtt_publish *pub)
+{
+	size_t klen = 0;
+	const char *kind = inbox_kind(cl, pub, &klen);
+	if (kind != NULL && kind_is(kind, klen, "login-response")) {
+		handle_login_response(cl, pub);
+	} else if (kind != NULL && kind_is(kind, klen, "new_group")) {
+		if (cl->has_group) {
+			fail("client %s: new_group twice", cl->clientid);
+			return;
+		}
+		cl->has_group = true;
+		n_state_groups++;
+	} else {
+		fail("client %s: an unexpected delivery on %.*s: %.*s", cl->clientid,
+			(int)pub->topic_len, pub->topic, (int)(pub->len < 200 ? pub->len : 200),
+			(const char *)pub->data);
+	}
+}
+
+/* queue: a message for the sender (room echo) or for a member collecting its queue. */
+static void queue_delivery(struct client *cl, const struct mqtt_publish *pub)
+{
+	const struct side *s = cl->side;
+	size_t klen = 0;
+	const char *kind = s->kind == PLUGIN ? inbox_kind(cl, pub, &klen) : NULL;
+	bool room = pub->topic_len > 10 && memcmp(pub->topic, "chat/room/", 10) == 0;
+	bool group_topic = s->kind == PLAIN && pub->topic_len == strlen(s->groups[0].topic) &&
+		memcmp(pub->topic, s->groups[0].topic, pub->topic_len) == 0;
+	bool message = group_topic || (room && s->room) ||
+		(kind != NULL && kind_is(kind, klen, "message") && !s->room);
+	if (kind != NULL && kind_is(kind, klen, "login-response")) {
+		handle_login_response(cl, pub);
+	} else if (kind != NULL && kind_is(kind, klen, "new_group")) {
+		handle_new_group(cl, pub);
+	} else if (!message) {
+		fail("client %s: an unexpected delivery on %.*s: %.*s", cl->clientid,
+			(int)pub->topic_len, pub->topic, (int)(pub->len < 200 ? pub->len : 200),
+			(const char *)pub->data);
+	} else if (pub->offset + pub->len == pub->total && cl->member != 0) {
+		if (!cl->returning) {
+			fail("client %s: a message while it should be away", cl->clientid);
+			return;
+		}
+		cl->queued_received++;
+		n_queued_received++;
 	}
 }
 
@@ -900,6 +1070,22 @@ static void on_publish(struct loop *loop, struct conn *conn, const struct mqtt_p
 		fail("client %s: a chat/users record it did not subscribe to", cl->clientid);
 		return;
 	}
+	if (workload == W_QUEUE) {
+		queue_delivery(cl, pub);
+		return;
+	}
+	if (state_mode && cl->side == &sides[1]) {
+		state_delivery(cl, pub);
+		return;
+	}
+	if (history_mode && cl->side->kind == PLUGIN) {
+		size_t hl = 0;
+		const char *hk = inbox_kind(cl, pub, &hl);
+		if (hk != NULL && kind_is(hk, hl, "history")) {
+			handle_history(cl, pub);
+			return;
+		}
+	}
 	if (pub->offset != 0 || pub->len != pub->total) {
 		fail("client %s: an unexpected large delivery on %.*s", cl->clientid,
 			(int)pub->topic_len, pub->topic);
@@ -917,11 +1103,24 @@ static void on_publish(struct loop *loop, struct conn *conn, const struct mqtt_p
 			pub->topic);
 		return;
 	}
+	if (pub->topic_len > 10 && memcmp(pub->topic, "chat/room/", 10) == 0) {
+		if (s->room && cl->has_group && pub->topic_len == 10 + strlen(cl->gid) &&
+			memcmp(pub->topic + 10, cl->gid, pub->topic_len - 10) == 0) {
+			fanout_message(cl, pub);
+			return;
+		}
+		fail("client %s: a delivery on a room topic it did not subscribe to: %.*s",
+			cl->clientid, (int)pub->topic_len, pub->topic);
+		return;
+	}
 	size_t klen = 0;
 	const char *kind = inbox_kind(cl, pub, &klen);
 	if (kind == NULL) {
 		fail("client %s: a delivery on someone else's topic %.*s", cl->clientid,
 			(int)pub->topic_len, pub->topic);
+	} else if (kind_is(kind, klen, "message") && workload == W_FANOUT && s->room) {
+		fail("client %s: an inbox copy although its session reads the room topic",
+			cl->clientid);
 	} else if (kind_is(kind, klen, "message") && workload == W_FANOUT) {
 		fanout_message(cl, pub);
 	} else if (kind_is(kind, klen, "login-response")) {
@@ -947,8 +1146,11 @@ static void on_closed(struct loop *loop, struct conn *conn, const char *why)
 		return;
 	}
 	struct client *cl = client_of(conn);
+	if (cl != NULL && cl->away) {
+		return;
+	}
 	fail("client %s (%s): connection lost: %s", cl != NULL ? cl->clientid : "?",
-		cl != NULL ? side_names[cl->side->kind] : "?", why);
+		cl != NULL ? cl->side->name : "?", why);
 }
 
 /* ============================================================================================ */
@@ -1022,6 +1224,7 @@ static void init_side(struct side *s, enum side_kind kind, uint32_t users, uint3
 	s->kind = kind;
 	s->port = opt.port[kind];
 	s->pid = opt.pid[kind];
+	snprintf(s->name, sizeof s->name, "%s", side_names[kind]);
 	s->nclients = users;
 	s->clients = calloc(users, sizeof *s->clients);
 	s->ngroups = members > 0 ? users / members : 0;
@@ -1073,7 +1276,7 @@ static bool fanout_setup(struct side *s)
 {
 	uint64_t t0 = now_ns();
 	s->qos = (uint8_t)opt.phase_qos[0];
-	uint64_t logins = n_login, subacks = n_suback + s->nclients;
+	uint64_t logins = n_login, subacks = n_suback + s->nclients * (s->room ? 2u : 1u);
 	if (!connect_side(s, 64, 60)) {
 		return false;
 	}
@@ -1110,7 +1313,7 @@ static bool fanout_setup(struct side *s)
 	if (!wait_for(&n_suback, subacks, 60, "SUBACKs")) {
 		return false;
 	}
-	progress("%s: %u clients connected%s in %.2f s", side_names[s->kind], s->nclients,
+	progress("%s: %u clients connected%s in %.2f s", s->name, s->nclients,
 		s->kind == PLUGIN ? ", logged in and grouped" : " and subscribed",
 		seconds(now_ns() - t0));
 	return true;
@@ -1123,6 +1326,10 @@ static bool resubscribe(struct side *s, uint8_t qos)
 		struct client *cl = &s->clients[i];
 		if (s->kind == PLUGIN) {
 			subscribe_inbox(cl, qos);
+			if (s->room) {
+				room_subscribe(cl, qos);
+				target++;
+			}
 		} else {
 			subscribe(cl, s->groups[cl->group].topic,
 				(uint8_t)(qos | MQTT_SUB_NO_LOCAL));
@@ -1151,7 +1358,8 @@ static uint64_t inflight_total(const struct side *s)
 	return n;
 }
 
-static bool fanout_phase(struct side *s, uint8_t qos, uint32_t w)
+/* Starts the closed loop of a side: w messages in flight per group. */
+static bool phase_begin(struct side *s, uint8_t qos, uint32_t w)
 {
 	if (s->clients[0].sub_qos != qos || s->qos != qos) {
 		if (!resubscribe(s, qos)) {
@@ -1177,7 +1385,6 @@ static bool fanout_phase(struct side *s, uint8_t qos, uint32_t w)
 	}
 	s->lat_len = 0;
 	s->window_deliveries = 0;
-	uint64_t msgs0 = s->messages;
 	s->running = true;
 	for (uint32_t g = 0; g < s->ngroups; g++) {
 		for (uint32_t i = 0; i < w; i++) {
@@ -1185,7 +1392,34 @@ static bool fanout_phase(struct side *s, uint8_t qos, uint32_t w)
 		}
 	}
 	loop_flush(&L);
+	return failure[0] == '\0';
+}
 
+/* Stops a side's closed loop; every message still in flight must reach all its recipients. */
+static bool phase_drain(struct side *s)
+{
+	s->running = false;
+	uint64_t deadline = deadline_after(opt.drain);
+	while (inflight_total(s) > 0 && failure[0] == '\0') {
+		if (now_ns() >= deadline) {
+			fail("%s qos %u w %u: %" PRIu64
+			     " messages still missing deliveries %.0f s after the window",
+				s->name, s->qos, s->w, inflight_total(s), opt.drain);
+			return false;
+		}
+		loop_poll(&L, ms_until(deadline));
+	}
+	/* PUBACKs of the last requests. */
+	run_for(0.05);
+	return failure[0] == '\0';
+}
+
+static bool fanout_phase(struct side *s, uint8_t qos, uint32_t w)
+{
+	uint64_t msgs0 = s->messages;
+	if (!phase_begin(s, qos, w)) {
+		return false;
+	}
 	run_for(opt.warmup);
 	struct cpu_mark a = cpu_mark(s->pid);
 	uint64_t msgs_a = s->messages;
@@ -1194,25 +1428,7 @@ static bool fanout_phase(struct side *s, uint8_t qos, uint32_t w)
 	s->recording = false;
 	struct cpu_mark b = cpu_mark(s->pid);
 	uint64_t msgs_b = s->messages;
-	s->running = false;
-	if (failure[0] != '\0') {
-		return false;
-	}
-	/* Drain: every message still in flight must reach all its recipients. */
-	uint64_t deadline = deadline_after(opt.drain);
-	while (inflight_total(s) > 0 && failure[0] == '\0') {
-		if (now_ns() >= deadline) {
-			fail("%s qos %u w %u: %" PRIu64
-			     " messages still missing deliveries %.0f s after the "
-			     "window",
-				side_names[s->kind], qos, w, inflight_total(s), opt.drain);
-			return false;
-		}
-		loop_poll(&L, ms_until(deadline));
-	}
-	/* PUBACKs of the last requests. */
-	run_for(0.05);
-	if (failure[0] != '\0') {
+	if (failure[0] != '\0' || !phase_drain(s)) {
 		return false;
 	}
 
@@ -1223,16 +1439,15 @@ static bool fanout_phase(struct side *s, uint8_t qos, uint32_t w)
 	       "deliveries=%" PRIu64
 	       " rate=%.0f msgs_per_s=%.0f p50_us=%.0f p99_us=%.0f max_us=%.0f "
 	       "gen_cpu=%.1f broker_cpu=%.1f total_messages=%" PRIu64 "\n",
-		side_names[s->kind], s->nclients, s->groups[0].members, s->ngroups, qos, w,
-		seconds(wall), s->window_deliveries, rate,
-		(double)(msgs_b - msgs_a) / seconds(wall), percentile_us(s->lat, s->lat_len, 0.50),
-		percentile_us(s->lat, s->lat_len, 0.99),
+		s->name, s->nclients, s->groups[0].members, s->ngroups, qos, w, seconds(wall),
+		s->window_deliveries, rate, (double)(msgs_b - msgs_a) / seconds(wall),
+		percentile_us(s->lat, s->lat_len, 0.50), percentile_us(s->lat, s->lat_len, 0.99),
 		s->lat_len ? (double)s->lat[s->lat_len - 1] / 1000.0 : 0.0,
 		pct(b.self - a.self, wall), pct(b.broker - a.broker, wall), s->messages - msgs0);
 	fflush(stdout);
 	progress("%-6s qos %u w %-2u: %8.0f deliveries/s  p50 %6.0f us  p99 %7.0f us  generator "
 		 "%4.1f%%  broker %5.1f%% CPU",
-		side_names[s->kind], qos, w, rate, percentile_us(s->lat, s->lat_len, 0.50),
+		s->name, qos, w, rate, percentile_us(s->lat, s->lat_len, 0.50),
 		percentile_us(s->lat, s->lat_len, 0.99), pct(b.self - a.self, wall),
 		pct(b.broker - a.broker, wall));
 	return true;
@@ -1250,31 +1465,415 @@ static int run_fanout(void)
 		opt.phases = 1;
 	}
 	workload = W_FANOUT;
-	raise_nofile(2u * opt.users + 64);
-	bool both = opt.port[PLAIN] != 0;
-	init_side(&sides[PLUGIN], PLUGIN, opt.users, opt.members);
-	if (both) {
-		init_side(&sides[PLAIN], PLAIN, opt.users, opt.members);
+	raise_nofile(MAX_SIDES * (uint64_t)opt.users + 64);
+	if (opt.nspecs == 0) {
+		/* --plugin-port / --plain-port: the classic pair. */
+		for (int k = PLUGIN; k <= PLAIN; k++) {
+			if (opt.port[k] != 0) {
+				struct side_spec *sp = &opt.specs[opt.nspecs++];
+				snprintf(sp->name, sizeof sp->name, "%s", side_names[k]);
+				sp->kind = (enum side_kind)k;
+				sp->port = opt.port[k];
+				sp->pid = opt.pid[k];
+			}
+		}
 	}
-	if (opt.port[PLUGIN] != 0 && !fanout_setup(&sides[PLUGIN])) {
-		return EXIT_WRONG;
+	nsides = opt.nspecs;
+	for (size_t i = 0; i < nsides; i++) {
+		const struct side_spec *sp = &opt.specs[i];
+		init_side(&sides[i], sp->kind, opt.users, opt.members);
+		snprintf(sides[i].name, sizeof sides[i].name, "%s", sp->name);
+		sides[i].port = sp->port;
+		sides[i].pid = sp->pid;
+		sides[i].room = sp->room;
 	}
-	if (both && !fanout_setup(&sides[PLAIN])) {
-		return EXIT_WRONG;
+	for (size_t i = 0; i < nsides; i++) {
+		if (!fanout_setup(&sides[i])) {
+			return EXIT_WRONG;
+		}
 	}
 	for (size_t p = 0; p < opt.phases; p++) {
-		/* Alternate which broker goes first, so drift in the machine's load hits both. */
-		for (int k = 0; k < 2; k++) {
-			int side = (int)((p + (size_t)k) % 2);
-			if (opt.port[side] == 0) {
-				continue;
-			}
-			if (!fanout_phase(&sides[side], (uint8_t)opt.phase_qos[p],
+		/* Rotate which broker goes first, so drift in the machine's load hits all. */
+		for (size_t k = 0; k < nsides; k++) {
+			if (!fanout_phase(&sides[(p + k) % nsides], (uint8_t)opt.phase_qos[p],
 				    opt.phase_w[p])) {
 				return EXIT_WRONG;
 			}
 		}
 	}
+	return 0;
+}
+
+/* Lets the broker finish what it is doing, then reads its RSS (stable to 64 KiB, or after 5 s). */
+static uint64_t settled_rss(int pid)
+{
+	uint64_t prev = 0;
+	int stable = 0;
+	for (int i = 0; i < 50 && failure[0] == '\0'; i++) {
+		run_for(opt.settle);
+		uint64_t rss = proc_rss_kb(pid);
+		if (prev != 0 && (rss > prev ? rss - prev : prev - rss) < 64) {
+			if (++stable >= 3) {
+				return rss;
+			}
+		} else {
+			stable = 0;
+		}
+		prev = rss;
+	}
+	return prev;
+}
+
+/* ============================================================================================ */
+/* History storm (issue 10)                                                                      */
+/* ============================================================================================ */
+
+struct lat_stats {
+	double p50, p99, max, rate;
+	size_t n;
+};
+
+static struct lat_stats lat_stats(struct side *s, uint64_t wall)
+{
+	qsort(s->lat, s->lat_len, sizeof *s->lat, cmp_u64);
+	struct lat_stats st = {
+		.p50 = percentile_us(s->lat, s->lat_len, 0.50),
+		.p99 = percentile_us(s->lat, s->lat_len, 0.99),
+		.max = s->lat_len ? (double)s->lat[s->lat_len - 1] / 1000.0 : 0.0,
+		.rate = (double)s->window_deliveries / seconds(wall),
+		.n = s->lat_len,
+	};
+	s->lat_len = 0;
+	s->window_deliveries = 0;
+	return st;
+}
+
+static int run_history(void)
+{
+	workload = W_FANOUT;
+	history_mode = true;
+	if (opt.phases == 0) {
+		opt.phase_qos[0] = 1;
+		opt.phase_w[0] = 1;
+		opt.phases = 1;
+	}
+	if (opt.members < 2 || opt.users % opt.members != 0 || opt.storm_members < 2 ||
+		opt.storm_clients % opt.storm_members != 0) {
+		fprintf(stderr,
+			"history: users and storm clients must be multiples of their "
+			"group sizes (>= 2)\n");
+		return EXIT_USAGE;
+	}
+	raise_nofile((uint64_t)opt.users + opt.storm_clients + 64);
+	struct side *live = &sides[0], *storm = &sides[1];
+	nsides = 2;
+	init_side(live, PLUGIN, opt.users, opt.members);
+	init_side(storm, PLUGIN, opt.storm_clients, opt.storm_members);
+	snprintf(live->name, sizeof live->name, "live");
+	snprintf(storm->name, sizeof storm->name, "history");
+	for (uint32_t i = 0; i < storm->nclients; i++) {
+		snprintf(storm->clients[i].clientid, sizeof storm->clients[i].clientid, "h%06u", i);
+		snprintf(storm->clients[i].username, sizeof storm->clients[i].username, "h%06u", i);
+	}
+	if (!fanout_setup(live) || !fanout_setup(storm)) {
+		return EXIT_WRONG;
+	}
+
+	/* Each storm group gets more than `limit` messages, delivered and checked like any. */
+	uint64_t t0 = now_ns();
+	storm->seq_limit = opt.history_limit + 10;
+	if (!phase_begin(storm, 1, 4)) {
+		return EXIT_WRONG;
+	}
+	uint64_t deadline = deadline_after(120);
+	bool filled = false;
+	while (!filled && failure[0] == '\0' && now_ns() < deadline) {
+		loop_poll(&L, 100);
+		filled = inflight_total(storm) == 0;
+		for (uint32_t g = 0; filled && g < storm->ngroups; g++) {
+			filled = storm->groups[g].seq >= storm->seq_limit;
+		}
+	}
+	if (!filled || !phase_drain(storm)) {
+		fail("history: the storm groups' messages did not all arrive within 120 s");
+		return EXIT_WRONG;
+	}
+	progress("history: %u groups hold %u messages each (%.1f s)", storm->ngroups,
+		storm->seq_limit, seconds(now_ns() - t0));
+	run_for(1.5); /* the store commits at least every 100 ms */
+
+	/* Live traffic alone, then the same with the storm. */
+	if (!phase_begin(live, (uint8_t)opt.phase_qos[0], opt.phase_w[0])) {
+		return EXIT_WRONG;
+	}
+	run_for(opt.warmup);
+	struct cpu_mark a = cpu_mark(live->pid);
+	live->recording = true;
+	run_for(opt.window);
+	struct cpu_mark b = cpu_mark(live->pid);
+	struct lat_stats base = lat_stats(live, b.wall - a.wall);
+
+	uint64_t target = n_history + storm->nclients;
+	struct cpu_mark c = cpu_mark(live->pid);
+	for (uint32_t i = 0; i < storm->nclients; i++) {
+		struct client *cl = &storm->clients[i];
+		char payload[128];
+		int n = snprintf(payload, sizeof payload,
+			"{\"room\":\"%s\",\"limit\":%u,\"qid\":\"q%u\"}", cl->gid,
+			opt.history_limit, i);
+		mqtt_publish(&L, cl->conn, "chat/history", 12, payload, (size_t)n, 1, false);
+		cl->pending_pubacks++;
+	}
+	loop_flush(&L);
+	deadline = deadline_after(opt.timeout);
+	while (n_history < target && failure[0] == '\0' && now_ns() < deadline) {
+		loop_poll(&L, ms_until(deadline));
+	}
+	struct cpu_mark d = cpu_mark(live->pid);
+	live->recording = false;
+	if (failure[0] == '\0' && n_history < target) {
+		fail("history storm: %" PRIu64 " of %u replies after %.0f s",
+			n_history + storm->nclients - target, storm->nclients, opt.timeout);
+	}
+	if (failure[0] != '\0') {
+		return EXIT_WRONG;
+	}
+	struct lat_stats during = lat_stats(live, d.wall - c.wall);
+	if (!phase_drain(live)) {
+		return EXIT_WRONG;
+	}
+	printf("RESULT history users=%u members=%u qos=%u w=%u clients=%u limit=%u replies=%u "
+	       "storm_s=%.3f base_p50_us=%.0f base_p99_us=%.0f base_max_us=%.0f base_rate=%.0f "
+	       "base_n=%zu storm_p50_us=%.0f storm_p99_us=%.0f storm_max_us=%.0f storm_rate=%.0f "
+	       "storm_n=%zu base_broker_cpu=%.1f storm_broker_cpu=%.1f storm_gen_cpu=%.1f\n",
+		live->nclients, opt.members, opt.phase_qos[0], opt.phase_w[0], storm->nclients,
+		opt.history_limit, storm->nclients, seconds(d.wall - c.wall), base.p50, base.p99,
+		base.max, base.rate, base.n, during.p50, during.p99, during.max, during.rate,
+		during.n, pct(b.broker - a.broker, b.wall - a.wall),
+		pct(d.broker - c.broker, d.wall - c.wall), pct(d.self - c.self, d.wall - c.wall));
+	fflush(stdout);
+	progress("history: %u replies of %u messages in %.2f s; live p99 %.0f us alone, %.0f us "
+		 "during the storm",
+		storm->nclients, opt.history_limit, seconds(d.wall - c.wall), base.p99, during.p99);
+	return 0;
+}
+
+/* ============================================================================================ */
+/* State at scale (issue 10)                                                                     */
+/* ============================================================================================ */
+
+/* Opens clients [first, end) of a side, at most `window` in the handshake at once. */
+static bool connect_range(struct side *s, uint32_t first, uint32_t end, uint32_t window)
+{
+	uint64_t target = n_connack + (end - first);
+	uint64_t deadline = deadline_after(120);
+	uint32_t next = first;
+	while (n_connack < target && failure[0] == '\0') {
+		while (next < end && connecting < window && failure[0] == '\0') {
+			register_client(&s->clients[next++]);
+		}
+		if (now_ns() >= deadline) {
+			fail("timed out connecting %s clients", s->name);
+			break;
+		}
+		loop_poll(&L, ms_until(deadline));
+	}
+	return failure[0] == '\0';
+}
+
+static int run_state(void)
+{
+	workload = W_FANOUT;
+	state_mode = true;
+	persistent_expiry = UINT32_MAX;
+	if (opt.phases == 0) {
+		opt.phase_qos[0] = 1;
+		opt.phase_w[0] = 1;
+		opt.phases = 1;
+	}
+	if (opt.members < 2 || opt.users % opt.members != 0) {
+		fprintf(stderr, "state: users must be a multiple of members (>= 2)\n");
+		return EXIT_USAGE;
+	}
+	const uint32_t wave = 5000;
+	raise_nofile((uint64_t)opt.users + wave + 64);
+	struct side *live = &sides[0], *load = &sides[1];
+	nsides = 2;
+	init_side(live, PLUGIN, opt.users, opt.members);
+	init_side(load, PLUGIN, opt.storm_clients, 0);
+	snprintf(live->name, sizeof live->name, "live");
+	snprintf(load->name, sizeof load->name, "state");
+	load->qos = 1;
+	for (uint32_t i = 0; i < load->nclients; i++) {
+		snprintf(load->clients[i].clientid, sizeof load->clients[i].clientid, "s%06u", i);
+		snprintf(load->clients[i].username, sizeof load->clients[i].username, "s%06u", i);
+		load->clients[i].persistent = true;
+	}
+	if (!fanout_setup(live) || !phase_begin(live, (uint8_t)opt.phase_qos[0], opt.phase_w[0])) {
+		return EXIT_WRONG;
+	}
+	run_for(opt.warmup);
+	struct cpu_mark a = cpu_mark(live->pid);
+	live->recording = true;
+	live->last_delivery = 0;
+	live->max_gap = 0;
+	run_for(opt.window);
+	struct cpu_mark b = cpu_mark(live->pid);
+	struct lat_stats base = lat_stats(live, b.wall - a.wall);
+	uint64_t base_gap = live->max_gap;
+	uint64_t rss0 = proc_rss_kb(live->pid);
+
+	/* Waves of users: connect, log in, create a group of one, go away. */
+	live->max_gap = 0;
+	struct cpu_mark c = cpu_mark(live->pid);
+	for (uint32_t first = 0; first < load->nclients && failure[0] == '\0'; first += wave) {
+		uint32_t end = first + wave < load->nclients ? first + wave : load->nclients;
+		uint64_t logins = n_login + (end - first), groups = n_state_groups + (end - first);
+		if (!connect_range(load, first, end, 256) ||
+			!wait_for(&n_login, logins, 120, "logins")) {
+			break;
+		}
+		for (uint32_t i = first; i < end; i++) {
+			struct client *cl = &load->clients[i];
+			mqtt_publish(&L, cl->conn, "chat/group/create", 17, "{\"member\":{}}", 13,
+				1, false);
+			cl->pending_pubacks++;
+		}
+		loop_flush(&L);
+		if (!wait_for(&n_state_groups, groups, 120, "new_group deliveries")) {
+			break;
+		}
+		for (uint32_t i = first; i < end; i++) {
+			load->clients[i].away = true;
+			mqtt_disconnect(&L, load->clients[i].conn);
+		}
+		loop_flush(&L);
+	}
+	struct cpu_mark d = cpu_mark(live->pid);
+	live->recording = false;
+	if (failure[0] != '\0') {
+		return EXIT_WRONG;
+	}
+	struct lat_stats during = lat_stats(live, d.wall - c.wall);
+	uint64_t load_gap = live->max_gap;
+	uint64_t rss1 = proc_rss_kb(live->pid);
+	if (!phase_drain(live)) {
+		return EXIT_WRONG;
+	}
+	printf("RESULT state users=%u groups=%u live_users=%u live_members=%u qos=%u w=%u "
+	       "load_s=%.2f base_p99_us=%.0f base_max_us=%.0f base_gap_us=%.0f base_rate=%.0f "
+	       "load_p99_us=%.0f load_max_us=%.0f load_gap_us=%.0f load_rate=%.0f "
+	       "load_broker_cpu=%.1f load_gen_cpu=%.1f rss0_kb=%" PRIu64 " rss1_kb=%" PRIu64 "\n",
+		load->nclients, load->nclients, live->nclients, opt.members, opt.phase_qos[0],
+		opt.phase_w[0], seconds(d.wall - c.wall), base.p99, base.max,
+		(double)base_gap / 1000.0, base.rate, during.p99, during.max,
+		(double)load_gap / 1000.0, during.rate, pct(d.broker - c.broker, d.wall - c.wall),
+		pct(d.self - c.self, d.wall - c.wall), rss0, rss1);
+	fflush(stdout);
+	progress("state: %u users logged in and created a group in %.1f s; live max gap %.1f ms "
+		 "(alone %.1f ms), p99 %.1f ms (alone %.1f ms)",
+		load->nclients, seconds(d.wall - c.wall), (double)load_gap / 1e6,
+		(double)base_gap / 1e6, during.p99 / 1000.0, base.p99 / 1000.0);
+	return 0;
+}
+
+/* ============================================================================================ */
+/* Queued messages for away members (issue 11)                                                   */
+/* ============================================================================================ */
+
+static int run_queue(void)
+{
+	workload = W_QUEUE;
+	opt.phase_qos[0] = 1;
+	opt.phases = 1;
+	if (opt.nspecs != 1) {
+		fprintf(stderr, "queue: one --side\n");
+		return EXIT_USAGE;
+	}
+	const struct side_spec *sp = &opt.specs[0];
+	struct side *s = &sides[0];
+	nsides = 1;
+	raise_nofile((uint64_t)opt.members + 64);
+	/* Member 0 sends; the others are persistent sessions that go away. */
+	init_side(s, sp->kind, opt.members + 1, opt.members + 1);
+	snprintf(s->name, sizeof s->name, "%s", sp->name);
+	s->port = sp->port;
+	s->pid = sp->pid;
+	s->room = sp->room;
+	for (uint32_t i = 1; i < s->nclients; i++) {
+		s->clients[i].persistent = true;
+	}
+	if (!fanout_setup(s)) {
+		return EXIT_WRONG;
+	}
+	for (uint32_t i = 1; i < s->nclients; i++) {
+		struct client *cl = &s->clients[i];
+		cl->away = true;
+		mqtt_disconnect(&L, cl->conn);
+	}
+	loop_flush(&L);
+	uint64_t rss0 = settled_rss(s->pid);
+
+	/* The messages: `message_bytes` of text each, 16 PUBACKs outstanding at most. */
+	struct client *sender = &s->clients[0];
+	size_t cap = opt.message_bytes + 256;
+	char *text = malloc(opt.message_bytes + 1), *payload = malloc(cap);
+	if (text == NULL || payload == NULL) {
+		abort();
+	}
+	memset(text, 'x', opt.message_bytes);
+	text[opt.message_bytes] = '\0';
+	uint64_t t0 = now_ns();
+	uint64_t acked = n_puback;
+	for (uint32_t m = 0; m < opt.messages && failure[0] == '\0'; m++) {
+		int n = s->kind == PLUGIN
+			? snprintf(payload, cap, "{\"message\":\"%s\"}", text)
+			: snprintf(payload, cap,
+				  "{\"sender\":\"%s\",\"receiver\":\"%s\",\"message\":\"%s\","
+				  "\"id\":\"%u\",\"ts\":0}",
+				  sender->uid, s->groups[0].gid, text, m + 1);
+		mqtt_publish(&L, sender->conn, s->groups[0].topic, strlen(s->groups[0].topic),
+			payload, (size_t)n, 1, false);
+		sender->pending_pubacks++;
+		loop_flush(&L);
+		if (m + 1 >= 16 && !wait_for(&n_puback, acked + m + 1 - 15, 60, "PUBACKs")) {
+			break;
+		}
+	}
+	wait_for(&n_puback, acked + opt.messages, 60, "PUBACKs");
+	free(text);
+	free(payload);
+	uint64_t rss1 = settled_rss(s->pid);
+	uint64_t sent_s = now_ns() - t0;
+	if (failure[0] != '\0') {
+		return EXIT_WRONG;
+	}
+
+	/* One member comes back: every message must be waiting for it. */
+	struct client *back = &s->clients[1];
+	back->away = false;
+	back->returning = true;
+	conn_close(&L, back->conn);
+	conn_free(back->conn);
+	register_client(back);
+	if (!wait_for(&n_queued_received, opt.messages, 60, "the queued messages")) {
+		return EXIT_WRONG;
+	}
+	run_for(0.2);
+	if (back->queued_received != opt.messages) {
+		fail("%s: a returning member got %" PRIu64 " queued messages, %u were sent",
+			s->name, back->queued_received, opt.messages);
+		return EXIT_WRONG;
+	}
+	printf("RESULT queue side=%s members=%u messages=%u bytes=%u rss0_kb=%" PRIu64
+	       " rss1_kb=%" PRIu64 " growth_kb=%" PRId64 " send_s=%.2f received=%" PRIu64 "\n",
+		s->name, opt.members, opt.messages, opt.message_bytes, rss0, rss1,
+		(int64_t)rss1 - (int64_t)rss0, seconds(sent_s), back->queued_received);
+	fflush(stdout);
+	progress("queue %-6s: %u messages of %u bytes for %u away members: RSS +%" PRId64
+		 " KiB; a returning member got all",
+		s->name, opt.messages, opt.message_bytes, opt.members,
+		(int64_t)rss1 - (int64_t)rss0);
 	return 0;
 }
 
@@ -1432,26 +2031,6 @@ static int run_storm(void)
 /* Workload 4: memory                                                                           */
 /* ============================================================================================ */
 
-/* Lets the broker finish what it is doing, then reads its RSS (stable to 64 KiB, or after 5 s). */
-static uint64_t settled_rss(int pid)
-{
-	uint64_t prev = 0;
-	int stable = 0;
-	for (int i = 0; i < 50 && failure[0] == '\0'; i++) {
-		run_for(0.1);
-		uint64_t rss = proc_rss_kb(pid);
-		if (prev != 0 && (rss > prev ? rss - prev : prev - rss) < 64) {
-			if (++stable >= 3) {
-				return rss;
-			}
-		} else {
-			stable = 0;
-		}
-		prev = rss;
-	}
-	return prev;
-}
-
 static int run_memory(void)
 {
 	workload = W_MEMORY;
@@ -1592,13 +2171,21 @@ static int run_waitport(void)
 static void usage(void)
 {
 	fputs("usage: chatbench fanout  --plugin-port P [--plugin-pid N] [--plain-port P --plain-pid N]\n"
+	      "                         | --side NAME:plugin|plain:PORT:PID[:room] (up to 4)\n"
 	      "                         [--users 1000 --members 50] [--phases 0:16,1:16,0:1,1:1]\n"
 	      "                         [--warmup 2 --window 10 --text-bytes 100 --drain 30]\n"
 	      "       chatbench storm   (--plugin-port P --plugin-pid N | --plain-port P --plain-pid N)\n"
 	      "                         --users U [--timeout 30] [--dir contacts|users]\n"
 	      "                         [--connect-window 0] [--rss-limit-mb 4096] [--strict]\n"
 	      "       chatbench memory  (--plugin-port P --plugin-pid N | --plain-port P --plain-pid N)\n"
-	      "                         [--users 10000 --groups 1000]\n"
+	      "                         [--users 10000 --groups 1000] [--settle 0.1]\n"
+	      "       chatbench history --plugin-port P --plugin-pid N [--users 1000 --members 50]\n"
+	      "                         [--phases 1:1] [--clients 5000 --client-members 50 --limit 50]\n"
+	      "                         [--warmup 2 --window 10 --timeout 30]\n"
+	      "       chatbench state   --plugin-port P --plugin-pid N [--users 100 --members 10]\n"
+	      "                         [--phases 1:1] [--clients 100000] [--warmup 2 --window 10]\n"
+	      "       chatbench queue   --side NAME:KIND:PORT:PID[:room] [--members 200]\n"
+	      "                         [--messages 1000 --message-bytes 8192] [--settle 0.1]\n"
 	      "       chatbench freeport | waitport --plugin-port P [--timeout 10]\n",
 		stderr);
 }
@@ -1612,6 +2199,43 @@ static bool parse_u32(const char *s, uint32_t *out)
 		return false;
 	}
 	*out = (uint32_t)v;
+	return true;
+}
+
+/* NAME:KIND:PORT:PID[:room] */
+static bool parse_side(const char *s)
+{
+	if (opt.nspecs == MAX_SIDES) {
+		return false;
+	}
+	struct side_spec *sp = &opt.specs[opt.nspecs];
+	char buf[128], *save = NULL;
+	snprintf(buf, sizeof buf, "%s", s);
+	const char *name = strtok_r(buf, ":", &save), *kind = strtok_r(NULL, ":", &save);
+	const char *port = strtok_r(NULL, ":", &save), *pid = strtok_r(NULL, ":", &save);
+	const char *flags = strtok_r(NULL, ":", &save);
+	uint32_t u = 0, p = 0;
+	if (name == NULL || kind == NULL || port == NULL || pid == NULL ||
+		strlen(name) >= sizeof sp->name || !parse_u32(port, &u) || u == 0 || u > 65535 ||
+		!parse_u32(pid, &p) || (flags != NULL && strcmp(flags, "room") != 0)) {
+		return false;
+	}
+	snprintf(sp->name, sizeof sp->name, "%s", name);
+	if (strcmp(kind, "plugin") == 0) {
+		sp->kind = PLUGIN;
+	} else if (strcmp(kind, "plain") == 0) {
+		sp->kind = PLAIN;
+	} else {
+		return false;
+	}
+	sp->port = (uint16_t)u;
+	sp->pid = (int)p;
+	sp->room = flags != NULL;
+	if (sp->room && sp->kind != PLUGIN) {
+		return false;
+	}
+	opt.port[sp->kind] = sp->port; /* so the usage check below passes */
+	opt.nspecs++;
 	return true;
 }
 
@@ -1665,6 +2289,23 @@ int main(int argc, char **argv)
 			int side = strcmp(a, "--plugin-port") == 0 ? PLUGIN : PLAIN;
 			opt.port[side] = (uint16_t)u;
 			opt.side = side;
+		} else if (strcmp(a, "--settle") == 0) {
+			opt.settle = atof(v);
+			ok = opt.settle > 0 && opt.settle <= 1;
+		} else if (strcmp(a, "--clients") == 0) {
+			ok = parse_u32(v, &opt.storm_clients) && opt.storm_clients > 0;
+		} else if (strcmp(a, "--client-members") == 0) {
+			ok = parse_u32(v, &opt.storm_members);
+		} else if (strcmp(a, "--limit") == 0) {
+			ok = parse_u32(v, &opt.history_limit) && opt.history_limit >= 1 &&
+				opt.history_limit <= 100;
+		} else if (strcmp(a, "--messages") == 0) {
+			ok = parse_u32(v, &opt.messages) && opt.messages > 0;
+		} else if (strcmp(a, "--message-bytes") == 0) {
+			ok = parse_u32(v, &opt.message_bytes) && opt.message_bytes > 0 &&
+				opt.message_bytes <= 1000000;
+		} else if (strcmp(a, "--side") == 0) {
+			ok = parse_side(v);
 		} else if (strcmp(a, "--plugin-pid") == 0) {
 			ok = parse_u32(v, &u);
 			opt.pid[PLUGIN] = (int)u;
@@ -1739,6 +2380,12 @@ int main(int argc, char **argv)
 		rc = run_storm();
 	} else if (strcmp(mode, "memory") == 0) {
 		rc = run_memory();
+	} else if (strcmp(mode, "history") == 0) {
+		rc = run_history();
+	} else if (strcmp(mode, "state") == 0) {
+		rc = run_state();
+	} else if (strcmp(mode, "queue") == 0) {
+		rc = run_queue();
 	} else {
 		usage();
 		rc = EXIT_USAGE;

@@ -196,6 +196,12 @@ static uint8_t *put_u16(uint8_t *p, size_t v)
 	return p + 2;
 }
 
+static uint8_t *put_u32(uint8_t *p, uint32_t v)
+{
+	p = put_u16(p, (uint16_t)(v >> 16));
+	return put_u16(p, (uint16_t)v);
+}
+
 static uint8_t *put_str(uint8_t *p, const char *s, size_t len)
 {
 	p = put_u16(p, len);
@@ -213,11 +219,13 @@ static uint16_t next_pid(struct conn *conn)
 }
 
 void mqtt_connect(struct loop *loop, struct conn *conn, const char *clientid, uint8_t version,
-	bool clean, uint16_t keepalive)
+	bool clean, uint16_t keepalive, uint32_t session_expiry)
 {
 	size_t idlen = strlen(clientid);
 	conn->version = version;
-	size_t body = 2 + 4 + 1 + 1 + 2 + (version == 5 ? 1u : 0u) + 2 + idlen;
+	/* MQTT 5 ends a session at disconnect unless it asks for a Session Expiry Interval. */
+	bool expiry = version == 5 && session_expiry > 0;
+	size_t body = 2 + 4 + 1 + 1 + 2 + (version == 5 ? 1u : 0u) + (expiry ? 5u : 0u) + 2 + idlen;
 	uint8_t *p = out_reserve(loop, conn, 1 + varint_len(body) + body);
 	*p++ = MQTT_CONNECT << 4;
 	p = put_varint(p, body);
@@ -225,7 +233,11 @@ void mqtt_connect(struct loop *loop, struct conn *conn, const char *clientid, ui
 	*p++ = version;
 	*p++ = clean ? 0x02 : 0x00;
 	p = put_u16(p, keepalive);
-	if (version == 5) {
+	if (expiry) {
+		*p++ = 5;
+		*p++ = 0x11; /* Session Expiry Interval */
+		p = put_u32(p, session_expiry);
+	} else if (version == 5) {
 		*p++ = 0; /* no properties */
 	}
 	put_str(p, clientid, idlen);

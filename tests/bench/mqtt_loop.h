@@ -121,8 +121,10 @@ void conn_close(struct loop *loop, struct conn *conn);
 void conn_free(struct conn *conn);
 
 /* Encoders: append one packet to the connection's output (sent at the end of the loop pass). */
+/* session_expiry: MQTT 5's Session Expiry Interval in seconds (0: none, the session ends with
+ * the connection; 0xFFFFFFFF: never). */
 void mqtt_connect(struct loop *loop, struct conn *conn, const char *clientid, uint8_t version,
-	bool clean, uint16_t keepalive);
+	bool clean, uint16_t keepalive, uint32_t session_expiry);
 uint16_t mqtt_subscribe(struct loop *loop, struct conn *conn, const char *filter, uint8_t options);
 /* Returns the packet id used (0 for QoS 0). */
 uint16_t mqtt_publish(struct loop *loop, struct conn *conn, const char *topic, size_t topic_len,

@@ -4,13 +4,16 @@
 # `perf record -e cpu-clock -g` during the measuring window, and prints the costliest symbols as
 # nanoseconds of broker CPU per delivery, side by side.
 #
-#   tests/bench/profile.sh [--users 1000 --members 50 --qos 1 --w 16 --window 8] [--build-dir DIR]
+#   tests/bench/profile.sh [--users 1000 --members 50 --qos 1 --w 16 --window 8] [--room]
+#                          [--build-dir DIR]
+#
+# --room: the plugin's members read their groups on chat/room/<gid> (DESIGN.md §11).
 #
 # Results: <build>/bench/profile/{plugin,plain}.perf, profile.md. Needs perf (linux-perf).
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 BUILD=$ROOT/build
-USERS=1000 MEMBERS=50 QOS=1 W=16 WINDOW=8 WARMUP=3 TOP=30
+USERS=1000 MEMBERS=50 QOS=1 W=16 WINDOW=8 WARMUP=3 TOP=30 ROOM=""
 while [ $# -gt 0 ]; do
 	case "$1" in
 	--users) USERS=$2; shift ;;
@@ -19,6 +22,7 @@ while [ $# -gt 0 ]; do
 	--w) W=$2; shift ;;
 	--window) WINDOW=$2; shift ;;
 	--top) TOP=$2; shift ;;
+	--room) ROOM=":room"; shift 0 ;;
 	--build-dir) BUILD=$(cd "$2" && pwd); shift ;;
 	*) echo "profile.sh: unknown option $1" >&2; exit 64 ;;
 	esac
@@ -42,13 +46,14 @@ for side in plugin plain; do
 		if [ "$side" = plugin ]; then
 			printf 'plugin %s\nplugin_opt_request_rate 1000000\nplugin_opt_request_burst 1000000\n' \
 				"$BUILD/mosquitto_chat.so"
-			printf 'plugin_opt_offline_queue 100000\n'
+			printf 'plugin_opt_offline_queue 100000\nplugin_opt_outside_chat allow\n'
 		fi
 	} >"$OUT/$side.conf"
 	taskset -c 0 /usr/sbin/mosquitto -c "$OUT/$side.conf" 2>"$OUT/$side.log" &
 	BROKER=$!
 	"$GEN" waitport --plugin-port "$port" --timeout 10
-	taskset -c 1 "$GEN" fanout "--$side-port" "$port" "--$side-pid" "$BROKER" --users "$USERS" \
+	flag=""; [ "$side" = plugin ] && flag=$ROOM
+	taskset -c 1 "$GEN" fanout --side "$side:$side:$port:$BROKER$flag" --users "$USERS" \
 		--members "$MEMBERS" --phases "$QOS:$W" --warmup "$WARMUP" --window "$WINDOW" \
 		>"$OUT/$side.res" 2>"$OUT/$side.gen.log" &
 	genpid=$!
