@@ -55,6 +55,12 @@ void state_note_unsaved(struct chat *chat, const char *id)
 	(void)set_add(&chat->changes.unsaved, id);
 }
 
+void state_unsaved_forget(struct chat *chat, struct changed_id *changed)
+{
+	HASH_DEL(chat->changes.unsaved, changed);
+	free(changed);
+}
+
 void state_unsaved_clear(struct chat *chat)
 {
 	set_clear(&chat->changes.unsaved);

@@ -418,7 +418,10 @@ void state_changes_clear(struct chat *chat);
 /* Marks user or group `id` to be written by the store again (a commit of it failed). */
 void state_note_unsaved(struct chat *chat, const char *id);
 
-/* Forgets the unsaved ids (store.c, after handing them to its worker). */
+/* Forgets one unsaved id (store.c, after handing its record to its worker). */
+void state_unsaved_forget(struct chat *chat, struct changed_id *changed);
+
+/* Forgets the unsaved ids. */
 void state_unsaved_clear(struct chat *chat);
 
 /* Frees every record and the changed ids; the counter stays (used by chat_free and loading). */

@@ -1492,11 +1492,26 @@ static void hand_over(struct chat *chat, bool force_counters, bool clean)
 	struct store *store = chat->store;
 	struct op *ops = NULL, **tail = &ops;
 	bool ok = true;
+	/*
+	 * Copying records costs the broker thread about a microsecond an op, so a batch takes at
+	 * most STORE_OPS_PER_BATCH of them; what is left goes with the next batches (the first
+	 * batch and the last one take everything).
+	 */
+	bool everything = force_counters || clean;
+	size_t count = 0;
 	struct changed_id *c, *tmp;
 	HASH_ITER(hh, chat->changes.unsaved, c, tmp) {
+		if (!everything && count >= STORE_OPS_PER_BATCH) {
+			break;
+		}
+		struct op **from = tail;
 		if (!(ok = record_ops(chat, c->id, &tail))) {
 			break;
 		}
+		for (const struct op *op = *from; op != NULL; op = op->next) {
+			count++;
+		}
+		state_unsaved_forget(chat, c);
 	}
 	struct op *counters =
 		ok ? counters_op(chat, force_counters || store->reserve_again, clean) : NULL;
@@ -1506,11 +1521,16 @@ static void hand_over(struct chat *chat, bool force_counters, bool clean)
 		tail = &counters->next;
 	}
 	if (!ok) {
-		/* Out of memory: the changed ids stay, the next batch tries again. */
+		/* Out of memory: what was taken is written with the next batch. */
+		for (const struct op *op = ops; op != NULL; op = op->next) {
+			if (op->kind == OP_USER_PUT || op->kind == OP_USER_DEL ||
+				op->kind == OP_GROUP_PUT || op->kind == OP_GROUP_DEL) {
+				state_note_unsaved(chat, op->s[0]);
+			}
+		}
 		ops_free(ops);
 		return;
 	}
-	state_unsaved_clear(chat);
 	*tail = store->pending;
 	size_t messages = store->pending_messages;
 	store->pending = NULL;
@@ -1547,17 +1567,17 @@ static cJSON *history_doc(const struct done *d)
  * reply costs its bytes from the user's delivery budget like a message (budget.h), or one user
  * could make the broker queue gigabytes of history for a session that never reads.
  */
-static void deliver_reply(struct chat *chat, struct done *d, int64_t now_ms)
+static size_t deliver_reply(struct chat *chat, struct done *d, int64_t now_ms)
 {
 	struct chat_session *session = state_session_find(chat, d->clientid);
 	if (session == NULL) {
-		return; /* the session is gone: nobody to answer */
+		return 0; /* the session is gone: nobody to answer */
 	}
 	if (session->history_waiting > 0) {
 		session->history_waiting--;
 	}
 	if (session->user == NULL || strcmp(session->user->id, d->userid) != 0) {
-		return; /* the session ended, and may be another user's by now */
+		return 0; /* the session ended, and may be another user's by now */
 	}
 	cJSON *doc = d->err == CHAT_OK ? history_doc(d) : NULL;
 	size_t len = 0;
@@ -1591,12 +1611,28 @@ static void deliver_reply(struct chat *chat, struct done *d, int64_t now_ms)
 		log_printf(&chat->hooks, CHAT_LOG_ERR,
 			"chat: could not answer a history request of %s", d->clientid);
 	}
+	return len;
 }
 
-static void take_completions(struct chat *chat, struct done *d, int64_t now_ms)
+/*
+ * Takes in what the worker finished. History answers are rendered and published here, on the
+ * broker thread, so at most `reply_bytes` of them per call; the answers past that are returned,
+ * in order, for the next tick.
+ */
+static struct done *take_completions(struct chat *chat, struct done *d, int64_t now_ms,
+	size_t reply_bytes)
 {
+	struct done *rest = NULL, **rest_tail = &rest;
+	size_t sent = 0;
 	while (d != NULL) {
 		struct done *next = d->next;
+		if (d->kind == DONE_REPLY && sent >= reply_bytes) {
+			d->next = NULL;
+			*rest_tail = d;
+			rest_tail = &d->next;
+			d = next;
+			continue;
+		}
 		switch (d->kind) {
 		case DONE_LOG:
 			log_printf(&chat->hooks, (enum chat_log_level)d->level, "%s", d->text);
@@ -1610,7 +1646,7 @@ static void take_completions(struct chat *chat, struct done *d, int64_t now_ms)
 			}
 			break;
 		case DONE_REPLY:
-			deliver_reply(chat, d, now_ms);
+			sent += deliver_reply(chat, d, now_ms);
 			break;
 		case DONE_UNSAVED:
 			for (const struct row *r = d->rows; r != NULL; r = r->next) {
@@ -1624,6 +1660,7 @@ static void take_completions(struct chat *chat, struct done *d, int64_t now_ms)
 		done_free(d);
 		d = next;
 	}
+	return rest;
 }
 
 static struct done *take_done(struct store *store)
@@ -1652,7 +1689,7 @@ static void wait_for(struct chat *chat, enum done_kind kind)
 		for (struct done *p = d; p != NULL; p = p->next) {
 			found = found || p->kind == kind;
 		}
-		take_completions(chat, d, 0);
+		(void)take_completions(chat, d, 0, SIZE_MAX);
 		if (found) {
 			return;
 		}
@@ -1933,7 +1970,22 @@ void store_tick(struct chat *chat, int64_t now_ms)
 	if (store == NULL || store->stopped) {
 		return;
 	}
-	take_completions(chat, take_done(store), now_ms);
+	struct done *rest =
+		take_completions(chat, take_done(store), now_ms, STORE_REPLY_BYTES_PER_TICK);
+	if (rest != NULL) {
+		/* Answers past this tick's share go first in the next one. */
+		struct done *last = rest;
+		while (last->next != NULL) {
+			last = last->next;
+		}
+		pthread_mutex_lock(&store->lock);
+		last->next = store->done;
+		if (store->done == NULL) {
+			store->done_tail = &last->next;
+		}
+		store->done = rest;
+		pthread_mutex_unlock(&store->lock);
+	}
 	if (now_ms < store->next_batch_at) {
 		return;
 	}
@@ -1960,7 +2012,7 @@ void store_stop(struct chat *chat)
 	pthread_mutex_unlock(&store->lock);
 	pthread_join(store->thread, NULL);
 	store->stopped = true;
-	take_completions(chat, take_done(store), 0); /* log lines; no answers at a stop */
+	(void)take_completions(chat, take_done(store), 0, SIZE_MAX); /* no answers at a stop */
 	ops_free(store->pending);
 	ops_free(store->work);
 	pthread_mutex_destroy(&store->lock);

@@ -36,6 +36,11 @@
 
 /* How often the broker thread hands the worker a batch (and so the most a crash can lose). */
 #define STORE_BATCH_MS 100
+/* Ops (a record is one op, and one more per session, room subscription or member) a batch
+   takes from the changed records; the rest go with the next batches. */
+#define STORE_OPS_PER_BATCH 5000
+/* Bytes of history answers rendered and published per tick; the rest wait for the next. */
+#define STORE_REPLY_BYTES_PER_TICK (1024 * 1024)
 /* Messages waiting for the worker; past it messages are delivered but not kept in history. */
 #define STORE_QUEUE_MESSAGES 100000
 /* History queries waiting for the worker; past it history_unavailable. */
