@@ -135,9 +135,11 @@ static bool may_read_room(struct chat *chat, const struct chat_conn *conn, const
 		state_session_room_qos(session, groupid) < 0) {
 		return false;
 	}
-	struct chat_group *group = state_group_find(chat, groupid);
-	return group != NULL && state_member_find(group, session->user) != NULL &&
-		holds_own_session(chat, conn->clientid, conn->username);
+	/* One look-up in the user's own (small) table of memberships, on every delivery. */
+	return state_user_membership(session->user, groupid) != NULL &&
+		(!chat->config.bind_mqtt_username ||
+			(conn->username != NULL &&
+				strcmp(conn->username, session->user->username) == 0));
 }
 
 /*

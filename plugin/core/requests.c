@@ -536,7 +536,7 @@ static enum chat_err handle_message(struct request *req)
 		store_direct_key(sender->id, peer->id, key);
 		store_message(chat, number, key, sender->id, peer->id, ts, rendered, len);
 	} else {
-		rc = rooms_post(chat, group, req->session, rendered, len);
+		rc = rooms_post(chat, group, req->session, number, rendered, len);
 		store_message(chat, number, group->id, NULL, NULL, ts, rendered, len);
 	}
 	codec_free(rendered);

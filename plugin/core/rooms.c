@@ -8,6 +8,7 @@
 
 struct room_post {
 	struct room_post *next;
+	uint64_t number; /* the message's id number: members who joined after it do not get it */
 	size_t len;
 	char groupid[CHAT_ID_BUF];
 	char data[]; /* the sending client id, NUL, then the text */
@@ -25,6 +26,13 @@ static size_t walk(struct chat *chat, const struct chat_group *group, const char
 	size_t n = 0;
 	const struct chat_member *member;
 	for (member = group->members; member != NULL; member = member->hh_group.next) {
+		if (post != NULL && member->since > post->number) {
+			/*
+			 * Joined between the message and this tick: it was not a member when the
+			 * message was sent, so it neither gets it nor sees it in history (§4.11).
+			 */
+			continue;
+		}
 		struct chat_session *s;
 		for (s = member->user->sessions; s != NULL; s = s->next_of_user) {
 			int qos = state_session_room_qos(s, group->id);
@@ -55,7 +63,7 @@ size_t rooms_copies(struct chat *chat, const struct chat_group *group,
 }
 
 enum chat_err rooms_post(struct chat *chat, const struct chat_group *group,
-	const struct chat_session *sender, const char *text, size_t len)
+	const struct chat_session *sender, uint64_t number, const char *text, size_t len)
 {
 	size_t id_len = strlen(sender->clientid);
 	struct room_post *post = malloc(sizeof *post + id_len + 1 + len + 1);
@@ -63,6 +71,7 @@ enum chat_err rooms_post(struct chat *chat, const struct chat_group *group,
 		return CHAT_ERR_INTERNAL;
 	}
 	post->next = NULL;
+	post->number = number;
 	post->len = len;
 	memcpy(post->groupid, group->id, sizeof post->groupid);
 	memcpy(post->data, sender->clientid, id_len + 1);

@@ -19,6 +19,7 @@
 #define CHAT_ROOMS_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "state.h"
 
@@ -31,11 +32,13 @@ size_t rooms_copies(struct chat *chat, const struct chat_group *group,
 	const struct chat_session *sender);
 
 /*
- * Queues the message `text` (`len` bytes, copied) into `group` from session `sender`, for the
- * next rooms_flush. CHAT_ERR_INTERNAL on no memory (nothing queued).
+ * Queues the message `text` (`len` bytes, copied) with id number `number` into `group` from
+ * session `sender`, for the next rooms_flush; a member who joins before then does not get it
+ * in its inbox (it was not a member when it was sent). CHAT_ERR_INTERNAL on no memory (nothing
+ * queued).
  */
 enum chat_err rooms_post(struct chat *chat, const struct chat_group *group,
-	const struct chat_session *sender, const char *text, size_t len);
+	const struct chat_session *sender, uint64_t number, const char *text, size_t len);
 
 /*
  * Delivers every queued message, in the order they were accepted, to the members the group has

@@ -500,6 +500,13 @@ struct chat_group *state_group_add(struct chat *chat, const char *id)
 	return group;
 }
 
+struct chat_member *state_user_membership(const struct chat_user *user, const char *groupid)
+{
+	struct chat_member *member = NULL;
+	HASH_FIND(hh_user, user->groups, groupid, strlen(groupid), member);
+	return member;
+}
+
 struct chat_member *state_member_find(struct chat_group *group, const struct chat_user *user)
 {
 	struct chat_member *member = NULL;

@@ -382,6 +382,9 @@ struct chat_group *state_group_add(struct chat *chat, const char *id);
 
 struct chat_member *state_member_find(struct chat_group *group, const struct chat_user *user);
 
+/* The user's membership of group `groupid`, or NULL (a look-up in the user's own table). */
+struct chat_member *state_user_membership(const struct chat_user *user, const char *groupid);
+
 /*
  * Adds `user` to `group` (not already a member), visible in history from the next message id
  * on. Returns the membership, or NULL on no memory, changing nothing.

@@ -458,6 +458,21 @@ TEST_CASE(visibility_joined_and_shared)
 	}
 }
 
+TEST_CASE(a_member_who_joins_before_the_tick_does_not_get_the_message)
+{
+	struct chat *chat = open_chat(NULL);
+	login(chat, "a", "alice", true);
+	login(chat, "c", "carol", true);
+	preq(chat, "a", "chat/group/create", "{\"member\":{}}");
+	fake_clear(&fb);
+	preq(chat, "a", "chat/msg/11", "{\"message\":\"before carol\"}");
+	preq(chat, "c", "chat/group/join", "{\"groupid\":\"11\"}"); /* same loop pass */
+	chat_on_tick(chat, now_ms);                                 /* deliveries go out */
+	CHECK_INT(0, fake_count(&fb, "chat/inbox/c/message"));
+	CHECK_STR("", history(chat, "c", "{\"room\":\"11\"}", NULL)); /* and history agrees */
+	chat_free(chat);
+}
+
 TEST_CASE(catch_up_and_summary_cover_every_room)
 {
 	struct chat *chat = open_chat(NULL);
