@@ -16,7 +16,7 @@ import { fileURLToPath } from 'node:url';
 // and acl.c implement entry points of chat.h, the interface at the top).
 const LAYERS = [
   ['chat_types', 'chat_error', 'chat_config', 'log', 'validate', 'names', 'tokens', 'ids', 'topics'],
-  ['state'],
+  ['state', 'store_db'],
   ['codec', 'outbox'],
   ['directory', 'persist', 'budget', 'store', 'rooms'],
   ['chat', 'requests', 'acl'],

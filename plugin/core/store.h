@@ -3,8 +3,8 @@
  * that keeps users, sessions, token hashes, groups, memberships, the id counters and the
  * message history across broker restarts.
  *
- * One worker thread owns the database connection; it never calls a mosquitto function and never
- * touches the core's records. The broker thread talks to it through two queues under one mutex:
+ * One worker thread (store_db.h) owns the database connection; it never calls a mosquitto
+ * function and never touches the core's records. The broker thread talks to it through two queues under one mutex:
  *  - the work queue (bounded, never waited on): on TICK, at most every STORE_BATCH_MS, the
  *    records that changed since the last batch (state.h's store change set) and the messages
  *    accepted meanwhile, as one batch, which the worker commits as one transaction; and history
