@@ -17,6 +17,8 @@
 #define SCHEMA_VERSION 1
 /* History queries the worker answers between two commits. */
 #define QUERIES_PER_PASS 32
+/* Pruning by age looks at this many of the oldest messages each time. */
+#define PRUNE_ROWS 20000
 /* Pruning by age runs this often (ms). */
 #define PRUNE_INTERVAL_MS 60000
 
@@ -792,11 +794,22 @@ static void prune_by_age(struct store *store)
 		return;
 	}
 	store->next_prune_at = now + PRUNE_INTERVAL_MS;
+	/*
+	 * Messages are stored in id order, which is their ts order but for a clock set back: the
+	 * oldest PRUNE_ROWS ids are looked at, so a minute's pruning costs a bounded index walk,
+	 * not a scan of the table; every query also filters by age (a message a clock set back
+	 * left behind is never shown, only kept a little longer).
+	 */
 	sqlite3_stmt *st = NULL;
-	if (sqlite3_prepare_v2(store->db, "DELETE FROM messages WHERE ts < ?1", -1, &st, NULL) ==
-		SQLITE_OK) {
+	if (sqlite3_prepare_v2(store->db,
+		    "DELETE FROM messages WHERE id IN (SELECT id FROM (SELECT id, ts FROM messages "
+		    "ORDER BY id LIMIT ?2) WHERE ts < ?1)",
+		    -1, &st, NULL) == SQLITE_OK) {
 		sqlite3_bind_int64(st, 1, now - store->days * 86400000);
-		(void)sqlite3_step(st);
+		sqlite3_bind_int64(st, 2, PRUNE_ROWS);
+		if (sqlite3_step(st) == SQLITE_DONE && sqlite3_changes(store->db) == PRUNE_ROWS) {
+			store->next_prune_at = now + 1000; /* more to prune: again in a second */
+		}
 	}
 	sqlite3_finalize(st);
 }
@@ -879,7 +892,8 @@ static bool has_conversation(struct store *store, const struct store_db_query *q
 
 static int row_by_id(const void *a, const void *b)
 {
-	const struct store_row *x = *(const struct store_row *const *)a, *y = *(const struct store_row *const *)b;
+	const struct store_row *x = *(const struct store_row *const *)a,
+			       *y = *(const struct store_row *const *)b;
 	return x->num[0] < y->num[0] ? -1 : x->num[0] > y->num[0];
 }
 
@@ -889,8 +903,8 @@ static int row_by_id(const void *a, const void *b)
  * index, and those are merged by id, so the cost follows the requester's rooms and the page,
  * never the size of the whole table. Returns how many rows *out holds.
  */
-static int catch_up(struct store *store, const struct store_db_query *q, int64_t limit, struct store_row **out,
-	bool *err)
+static int catch_up(struct store *store, const struct store_db_query *q, int64_t limit,
+	struct store_row **out, bool *err)
 {
 	struct store_row *rooms = NULL, *found = NULL, **tail = &found;
 	sqlite3_stmt *st = NULL;

@@ -109,7 +109,8 @@ struct store_loaded {
 	bool clean; /* the last run shut down cleanly */
 	int64_t next[3], reserved[3];
 	struct store_row *users, *sessions, *rooms, *groups, *members;
-	struct store_row *cids; /* sender, cid, receiver, id, ts of messages of the last STATE_CID_MS */
+	struct store_row
+		*cids; /* sender, cid, receiver, id, ts of messages of the last STATE_CID_MS */
 };
 
 struct store {
@@ -138,7 +139,8 @@ struct store {
 
 	/* The worker's; settings copied at start. */
 	struct sqlite3 *db;
-	struct store_op *retry, **retry_tail; /* messages of failed commits, committed with the next */
+	struct store_op *retry,
+		**retry_tail; /* messages of failed commits, committed with the next */
 	char path[CHAT_PATH_MAX];
 	char why[256];    /* the last error of opening the database */
 	int64_t per_room; /* history_per_room; 0: no cap */
