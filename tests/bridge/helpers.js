@@ -126,8 +126,11 @@ export async function closeAll(...probes) {
     const client = p.socket.mqtt;
     p.socket.disconnect();
     return client ? new Promise((resolve) => {
-      if (client.disconnected) resolve();
-      else client.once('end', resolve);
+      if (client.disconnected) return resolve();
+      client.once('end', resolve);
+      // A graceful end waits for the broker to acknowledge what is in flight; a teardown does
+      // not wait for ever on a broker that is gone.
+      setTimeout(() => client.end(true, resolve), 5000).unref();
     }) : undefined;
   }));
 }

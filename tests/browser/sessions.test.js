@@ -55,8 +55,11 @@ test('two tabs are two sessions of one user, each showing the whole conversation
   await send(bob, 'hi alice');
   await showsMessages(first, ['hi alice']);
   await showsMessages(second, ['hi alice']);
-  // What one tab sends reaches bob and the user's other tab.
+  // What one tab sends reaches bob and the user's other tab. Conversations are in the order the
+  // broker accepted the messages, so the second tab writes once the first one's has arrived
+  // (two tabs sending at the same instant may be accepted either way round).
   await send(first, 'from tab 1');
+  await showsMessages(bob, ['hi alice', 'from tab 1']);
   await send(second, 'from tab 2');
   await showsMessages(bob, ['hi alice', 'from tab 1', 'from tab 2']);
   await showsMessages(first, ['hi alice', 'from tab 1', 'from tab 2']);

@@ -163,7 +163,18 @@ async function launch({ dir, port, wsPort, configPath, opts }) {
     async stop(signal = 'SIGTERM') {
       stopRequested = true;
       if (!exited) child.kill(signal);
+      // A broker that does not stop is a bug worth a failure, not a hung test file.
+      const limitMs = valgrind ? 120000 : 30000;
+      const stuck = setTimeout(() => {
+        process.stderr.write(`\n*** mosquitto (pid ${child.pid}) did not exit within ${limitMs} ms of ${signal}; `
+          + `killing it. The end of its log:\n${log.slice(-4000)}\n`);
+        child.kill('SIGKILL');
+      }, limitMs);
       const status = await exitPromise;
+      clearTimeout(stuck);
+      if (status.signal === 'SIGKILL' && signal !== 'SIGKILL') {
+        throw new Error(`mosquitto did not exit within ${limitMs} ms of ${signal}`);
+      }
       if (valgrind && signal === 'SIGTERM' && status.code !== 0) {
         throw new Error(`valgrind reports errors or leaks in the broker (exit ${status.code}):\n${log}`);
       }
