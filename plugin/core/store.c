@@ -676,6 +676,8 @@ void store_tick(struct chat *chat, int64_t now_ms)
 {
 	struct store *store = chat->store;
 	if (store == NULL || store->stopped) {
+		/* Nothing writes the changed records: the set must not grow for ever. */
+		state_unsaved_clear(chat);
 		return;
 	}
 	struct store_done *rest =

@@ -646,6 +646,9 @@ TEST_CASE(no_database_no_history)
 	fake_clear(&fb);
 	preq(chat, "a", "chat/history", "{}");
 	CHECK_STR("history_unavailable", fake_field(&fb, "chat/inbox/a/error", "error"));
+	/* Nothing keeps the changed records for a store that is not there. */
+	chat_on_tick(chat, 100);
+	CHECK(chat->changes.unsaved == NULL);
 	chat_free(chat);
 }
 
