@@ -4,8 +4,9 @@
  * A user id is a decimal string ending in 0 (n * 10), a group id one ending in 1 (n * 10 + 1;
  * the protocol admits any non-zero last digit), so any id tells a person from a group. Message
  * ids are plain decimal strings. None has a leading zero or more than CHAT_ID_MAX digits. A
- * counter only moves forward: an id is never issued twice by one core, and with a state file
- * never across restarts either (persist.h reserves blocks of ids before they are issued).
+ * counter only moves forward: an id is never issued twice by one core, nor across restarts
+ * (store.h: with a database blocks of ids are reserved before they are issued; without one
+ * the counters start from the clock).
  */
 #ifndef CHAT_IDS_H
 #define CHAT_IDS_H
@@ -17,8 +18,8 @@
 #define CHAT_ID_BUF (CHAT_ID_MAX + 1)
 
 /*
- * A source of ids. `next` is the number the next id is made from; with a state file, no id at
- * or above `reserved` has been recorded as reserved, so one may be issued only below it.
+ * A source of ids. `next` is the number the next id is made from; with a database, no id at or
+ * above `reserved` has been committed as reserved, so one may be issued only below it.
  */
 struct id_counter {
 	uint64_t next;
@@ -35,7 +36,7 @@ struct chat_ids {
 /* Sets every counter to its start. */
 void ids_init(struct chat_ids *ids);
 
-/* True when `counter` has issued every id reserved for it (persist.h must reserve more first). */
+/* True when `counter` has issued every id reserved for it (store.h must reserve more first). */
 bool ids_reserve_exhausted(const struct id_counter *counter);
 
 /* Issues the counter's next number. The caller checks the reserve first where one is kept. */

@@ -2,7 +2,7 @@
  * The chat's data: sessions (one per client id), users, groups and memberships, in uthash
  * tables, and the pure operations on them (the "type API"). Nothing here parses requests,
  * builds replies, publishes or touches the disk; requests.c does the first three on top of
- * these operations, persist.c the last.
+ * these operations, store.c (through its worker thread) the last.
  *
  * Always true of the data:
  *  - A user has 1 to max_sessions_per_user sessions, linked from user->sessions through
@@ -14,10 +14,11 @@
  *  - A membership record is in both its group's table and its user's table.
  *  - Every group in `groups` has at least one member once the operation that made it returns.
  *  - Each record is one allocation with its key inside it.
- *  - Every operation that changes what the directory shows or the state file holds bumps
+ *  - Every operation that changes what the directory shows or the database holds bumps
  *    `changes.count` and puts the id of the user or group it changed into `changes.ids` (as
  *    redis's commands bump server.dirty). The type API records changes and announces nothing:
- *    the directory and the saver compare the counter with what they last saw, on TICK.
+ *    the directory compares the counter with what it last saw, on TICK; the store takes the
+ *    ids from `changes.unsaved`.
  */
 #ifndef CHAT_STATE_H
 #define CHAT_STATE_H

@@ -6,7 +6,7 @@
  * A token is 128 bits from the operating system's random source (getrandom(2)), written as 32
  * lowercase hex digits. The chat keeps only its SHA-256 (through OpenSSL's libcrypto, which
  * Mosquitto itself links) and compares hashes in constant time (CRYPTO_memcmp), so neither the
- * state file nor a timing difference gives a token away. Tokens are never logged.
+ * database nor a timing difference gives a token away. Tokens are never logged.
  */
 #ifndef CHAT_TOKENS_H
 #define CHAT_TOKENS_H
@@ -34,7 +34,7 @@ bool tokens_hash(const char *token, size_t len, uint8_t hash[TOKENS_HASH_SIZE]);
 /* True when the two hashes are equal; takes the same time whatever they hold. */
 bool tokens_equal(const uint8_t a[TOKENS_HASH_SIZE], const uint8_t b[TOKENS_HASH_SIZE]);
 
-/* A hash as lowercase hex (TOKENS_HASH_HEX_LEN + 1 bytes), for the state file. */
+/* A hash as lowercase hex (TOKENS_HASH_HEX_LEN + 1 bytes), for snapshots (persist.h). */
 void tokens_hash_to_hex(const uint8_t hash[TOKENS_HASH_SIZE], char out[TOKENS_HASH_HEX_LEN + 1]);
 
 /* Parses exactly TOKENS_HASH_HEX_LEN lowercase hex digits; false for anything else. */
