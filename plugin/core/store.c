@@ -246,8 +246,11 @@ static void hand_over(struct chat *chat, bool force_counters, bool clean)
 	enqueue(store, chat->hooks.wall_ms(chat->hooks.ctx), ops, messages, 0);
 }
 
-/* Waits (start-up and shutdown only) until the worker posts a completion of `kind`. */
-static void wait_for(struct chat *chat, enum done_kind kind);
+/*
+ * Waits (start-up only) until the worker posts a completion of `kind` or of `or_kind`, taking in
+ * everything it posted meanwhile.
+ */
+static void wait_for(struct chat *chat, enum done_kind kind, enum done_kind or_kind);
 
 /* The reply document of a finished query. */
 static cJSON *history_doc(const struct store_done *d)
@@ -380,7 +383,7 @@ static struct store_done *take_done(struct store *store)
 	return d;
 }
 
-static void wait_for(struct chat *chat, enum done_kind kind)
+static void wait_for(struct chat *chat, enum done_kind kind, enum done_kind or_kind)
 {
 	struct store *store = chat->store;
 	for (;;) {
@@ -394,7 +397,7 @@ static void wait_for(struct chat *chat, enum done_kind kind)
 		pthread_mutex_unlock(&store->lock);
 		bool found = false;
 		for (struct store_done *p = d; p != NULL; p = p->next) {
-			found = found || p->kind == kind;
+			found = found || p->kind == kind || p->kind == or_kind;
 		}
 		(void)take_completions(chat, d, 0, SIZE_MAX);
 		if (found) {
@@ -563,7 +566,7 @@ static void load_now(struct chat *chat, bool reset)
 	}
 	op->num[0] = reset;
 	enqueue(chat->store, chat->hooks.wall_ms(chat->hooks.ctx), op, 0, 0);
-	wait_for(chat, DONE_LOADED);
+	wait_for(chat, DONE_LOADED, DONE_LOADED);
 }
 
 /* Restores the chat from what the worker read; false when the records are inconsistent. */
@@ -624,7 +627,9 @@ enum chat_err store_start(struct chat *chat, int64_t now_ms)
 	}
 	const struct store_loaded *ld = &store->loaded;
 	if (!ld->ok) {
+		pthread_mutex_lock(&store->lock);
 		store->failing = true;
+		pthread_mutex_unlock(&store->lock);
 		seed_from_clock(chat);
 	} else if (ld->reset) {
 		seed_from_clock(chat); /* ids of the database moved aside must not come back */
@@ -641,9 +646,13 @@ enum chat_err store_start(struct chat *chat, int64_t now_ms)
 		log_printf(&chat->hooks, CHAT_LOG_INFO,
 			"chat: restored %zu users and %zu groups from the database %s", stats.users,
 			stats.groups, store->path);
-		/* The first batch reserves ids and records that this run has not shut down yet. */
+		/*
+		 * The first batch reserves ids and records that this run has not shut down yet. If
+		 * it cannot be written (a full disk), the store is failing and ids come from the
+		 * clock below, so that they still only grow.
+		 */
 		hand_over(chat, true, false);
-		wait_for(chat, DONE_COMMITTED);
+		wait_for(chat, DONE_COMMITTED, DONE_UNSAVED);
 	}
 	pthread_mutex_lock(&store->lock);
 	store_db_loaded_clear(&store->loaded);
