@@ -52,6 +52,7 @@ static void enqueue(struct store *store, int64_t wall, struct store_op *ops, siz
 	store->work_tail = &last->next;
 	store->queued_messages += messages;
 	store->queued_queries += queries;
+	store->queued_seen = store->queued_messages;
 	pthread_cond_signal(&store->work_ready);
 	pthread_mutex_unlock(&store->lock);
 }
@@ -230,8 +231,7 @@ static void hand_over(struct chat *chat, bool force_counters, bool clean)
 	if (!ok) {
 		/* Out of memory: what was taken is written with the next batch. */
 		for (const struct store_op *op = ops; op != NULL; op = op->next) {
-			if (op->kind == OP_USER_PUT || op->kind == OP_USER_DEL ||
-				op->kind == OP_GROUP_PUT || op->kind == OP_GROUP_DEL) {
+			if (store_op_is_record(op)) {
 				state_note_unsaved(chat, op->s[0]);
 			}
 		}
@@ -373,12 +373,14 @@ static struct store_done *take_completions(struct chat *chat, struct store_done 
 	return rest;
 }
 
+/* Takes what the worker finished, and reads how long its queue of messages is now (each tick). */
 static struct store_done *take_done(struct store *store)
 {
 	pthread_mutex_lock(&store->lock);
 	struct store_done *d = store->done;
 	store->done = NULL;
 	store->done_tail = &store->done;
+	store->queued_seen = store->queued_messages;
 	pthread_mutex_unlock(&store->lock);
 	return d;
 }
@@ -710,10 +712,7 @@ void store_tick(struct chat *chat, int64_t now_ms)
 	}
 	store->next_batch_at = now_ms + STORE_BATCH_MS;
 	hand_over(chat, false, false);
-	pthread_mutex_lock(&store->lock);
-	bool drained = store->queued_messages < STORE_QUEUE_MESSAGES / 2;
-	pthread_mutex_unlock(&store->lock);
-	if (store->overloaded && drained) {
+	if (store->overloaded && store->queued_seen < STORE_QUEUE_MESSAGES / 2) {
 		store->overloaded = false;
 	}
 }
@@ -748,9 +747,11 @@ void store_message(struct chat *chat, uint64_t id, const char *room_key, const c
 	if (store == NULL || store->stopped) {
 		return;
 	}
-	pthread_mutex_lock(&store->lock);
-	bool full = store->queued_messages + store->pending_messages >= STORE_QUEUE_MESSAGES;
-	pthread_mutex_unlock(&store->lock);
+	/*
+	 * On the MESSAGE path: the queue's length as read at the last hand-over (at most 100 ms
+	 * old, and the worker only shortens it) plus what waits here, without taking the lock.
+	 */
+	bool full = store->queued_seen + store->pending_messages >= STORE_QUEUE_MESSAGES;
 	struct store_op *op = full ? NULL : op_new(OP_MESSAGE, room_key, a);
 	if (op != NULL) {
 		op->s[2] = store_db_dup(b);

@@ -759,9 +759,7 @@ static void keep_failed(struct store *store, struct store_op **ops)
 			store->retry_tail = &op->next;
 			continue;
 		}
-		bool record = op->kind == OP_USER_PUT || op->kind == OP_USER_DEL ||
-			op->kind == OP_GROUP_PUT || op->kind == OP_GROUP_DEL;
-		if (d != NULL && record) {
+		if (d != NULL && store_op_is_record(op)) {
 			struct store_row *row = calloc(1, sizeof *row);
 			if (row != NULL && (row->s[0] = strdup(op->s[0])) != NULL) {
 				*rows = row;

@@ -122,7 +122,7 @@ struct store {
 	/* Under lock. */
 	struct store_op *work, **work_tail;
 	struct store_done *done, **done_tail;
-	size_t queued_messages;
+	size_t queued_messages; /* the broker thread keeps its last reading in queued_seen */
 	size_t queued_queries;
 	int64_t wall_ms; /* the chat's wall clock at the last hand-over (the hooks' clock) */
 	bool stopping;
@@ -135,6 +135,7 @@ struct store {
 	uint64_t requested[3]; /* reservations asked for, per counter */
 	bool reserve_again;    /* a batch with a reservation failed: ask for one again */
 	bool overloaded;       /* a message was not kept: logged once until the queue drains */
+	size_t queued_seen;    /* queued_messages as the last hand-over read it */
 	bool stopped;
 
 	/* The worker's; settings copied at start. */
@@ -149,6 +150,13 @@ struct store {
 	int64_t next_prune_at;
 	struct store_loaded loaded;
 };
+
+/* True for the op that writes (or deletes) a user or group as a whole, named by s[0]. */
+static inline bool store_op_is_record(const struct store_op *op)
+{
+	return op->kind == OP_USER_PUT || op->kind == OP_USER_DEL || op->kind == OP_GROUP_PUT ||
+		op->kind == OP_GROUP_DEL;
+}
 
 /* The worker thread's body: runs until store->stopping and nothing is left to commit. */
 void *store_db_worker(void *arg);

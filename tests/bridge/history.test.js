@@ -5,9 +5,6 @@
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, chmodSync } from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
 import { startBroker } from '../lib/broker.js';
 import { uniqueId } from '../lib/client.js';
 import { loggedInSocket, closeAll, history } from './helpers.js';
@@ -16,9 +13,7 @@ let broker;
 const open = [];
 
 before(async () => {
-  const dir = mkdtempSync(path.join(os.tmpdir(), 'chat-broker-'));
-  chmodSync(dir, 0o777);
-  broker = await startBroker({ dir, websockets: true, options: { database: path.join(dir, 'chat.db') } });
+  broker = await startBroker({ websockets: true }); // with a database in its folder
 });
 
 after(async () => {

@@ -6,9 +6,6 @@
 //   CHAT_PLUGIN=$PWD/build/mosquitto_chat.so node --test tests/browser/catchup.test.js
 
 import { test, before, after } from 'node:test';
-import { mkdtempSync, chmodSync } from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
 import {
   startChat, userPage, openConversation, showsMessages, until, seesRow, connected, clickRow,
   assertNoProblems,
@@ -19,11 +16,10 @@ let chat;
 const sockets = [];
 
 before(async () => {
-  const dir = mkdtempSync(path.join(os.tmpdir(), 'chat-db-'));
-  chmodSync(dir, 0o777);
+  // startBroker gives the broker a database in its folder.
   chat = await startChat({
     proxy: true,
-    brokerOptions: { options: { database: path.join(dir, 'chat.db') }, extraConfig: 'max_queued_messages 2' },
+    brokerOptions: { extraConfig: 'max_queued_messages 2' },
   });
 });
 
